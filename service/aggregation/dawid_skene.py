@@ -1,0 +1,190 @@
+r"""Dawid–Skene: one confusion matrix per rater, fitted by EM over integer-coded sparse arrays.
+
+Model. Task :math:`t` has a latent true class :math:`z_t \sim \mathrm{Cat}(p)`; rater :math:`w` answers
+:math:`y` with probability :math:`\pi^w_{y c} = P(y \mid z_t = c)`; answers are independent given
+:math:`z_t`. Objective: the marginal log-likelihood
+
+.. math:: \ell = \sum_t \log \sum_c p_c \prod_{(t,w,y)} \pi^w_{y c},
+
+maximised by EM from the majority-vote posterior. E-step: :math:`q_{tc} \propto p_c \prod \pi^w_{yc}`
+(log space, one sparse ``(tasks, workers*classes) @ (workers*classes, classes)`` product). M-step:
+:math:`\pi^w_{yc} \propto \sum q_{tc}` over ``w``'s answers ``y`` (the transposed product), floored at
+1e-10 as crowd-kit does, and :math:`p = \bar q`. Stops when :math:`\ell` per answer gains less than
+``tol`` or after ``n_iter`` rounds (``n_iter=0`` returns the majority-vote posterior).
+
+Gold. Gold tasks have :math:`q_t` pinned to their gold class at every step, so they anchor the confusion
+matrices (crowd-kit's ``true_labels``).
+
+Incremental. ``partial_fit(new_rows)`` runs EM over the new rows only: reached tasks start from their
+stored posterior as the prior, reached raters from their stored expected counts plus the new rows'; all
+other tasks and raters are untouched. Old answers' counts stay as last computed (the standard
+incremental-EM approximation, Neal & Hinton 1998); refit in full now and then.
+
+Preconditions: at least two distinct raters. Skills: expected accuracy, the mean posterior mass on the
+label the rater gave.
+
+Citation: A. P. Dawid and A. M. Skene, "Maximum likelihood estimation of observer error-rates using the EM
+algorithm", JRSS C 28(1), 1979, 20–28.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from ._data import Coded, encode
+from .base import CategoricalAggregator, accuracy_vs, pin_gold, softmax_rows
+from .errors import AggregationInputError
+from .majority_vote import vote_shares
+
+__all__ = ["DawidSkene"]
+
+EPS = 1e-10
+
+
+def normalize_confusion(counts: np.ndarray) -> np.ndarray:
+    """(W, K_obs, K_true) expected counts -> P(observed | true), floored at EPS before normalising."""
+    c = np.maximum(counts, EPS)
+    return c / c.sum(axis=1, keepdims=True)
+
+
+@dataclass(kw_only=True)
+class DawidSkene(CategoricalAggregator):
+    """Dawid–Skene EM (see module docstring). ``n_iter`` caps EM rounds; ``tol`` is the stop threshold on
+    the gain in mean log-likelihood per answer."""
+
+    name: ClassVar[str] = "ds"
+    n_iter: int = 100
+    tol: float = 1e-6
+
+    errors_: pd.DataFrame = field(init=False, repr=False)  # index (worker, label), columns true label
+    priors_: pd.Series = field(init=False, repr=False)
+    loss_history_: list[float] = field(init=False, repr=False)  # mean log-likelihood per answer
+    n_iter_: int = field(init=False, repr=False)
+    counts_: np.ndarray = field(init=False, repr=False)  # (workers, observed, true) expected counts
+
+    def __post_init__(self) -> None:
+        if self.n_iter < 0:
+            raise AggregationInputError("n_iter must be >= 0", field="n_iter")
+        if not self.tol >= 0:
+            raise AggregationInputError("tol must be >= 0", field="tol")
+
+    # -- fit ------------------------------------------------------------------------------------------
+    def _fit_coded(self, coded: Coded, gold_t: np.ndarray, gold_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w_, k = coded.n_workers, coded.n_classes
+        a = coded.design()  # (T, W*K)
+        at = a.T.tocsr()
+        votes = vote_shares(coded)
+        q = pin_gold(votes / votes.sum(axis=1, keepdims=True), gold_t, gold_y)
+        counts = (at @ q).reshape(w_, k, k)
+        n = len(coded.task)
+        history: list[float] = []
+        it = 0
+        for it in range(1, self.n_iter + 1):
+            prior = np.maximum(q.mean(axis=0), EPS)
+            log_pi = np.log(normalize_confusion(counts)).reshape(w_ * k, k)
+            logp = a @ log_pi
+            logp += np.log(prior)
+            q, lognorm = softmax_rows(logp)
+            pin_gold(q, gold_t, gold_y)
+            counts = (at @ q).reshape(w_, k, k)
+            history.append(float(lognorm.sum()) / n)
+            if len(history) > 1 and history[-1] - history[-2] < self.tol:
+                break
+        else:
+            it = self.n_iter
+        self.n_iter_ = it
+        self.loss_history_ = history
+        self.counts_ = counts
+        self._store(coded.workers, coded.classes, counts, q.mean(axis=0))
+        return q, accuracy_vs(coded, q)
+
+    def _store(self, workers: pd.Index, classes: pd.Index, counts: np.ndarray, prior: np.ndarray) -> None:
+        w_, k = counts.shape[0], counts.shape[1]
+        idx = pd.MultiIndex.from_arrays(
+            [np.repeat(workers.to_numpy(), k), np.tile(classes.to_numpy(), w_)], names=["worker", "label"]
+        )
+        self.errors_ = pd.DataFrame(
+            normalize_confusion(counts).reshape(w_ * k, k), index=idx, columns=pd.Index(classes, name="label")
+        )
+        self.priors_ = pd.Series(prior, index=classes, name="prior")
+
+    # -- incremental ----------------------------------------------------------------------------------
+    @classmethod
+    def from_state(cls, *, counts: pd.DataFrame, probas: pd.DataFrame, **params: object) -> Self:
+        """Rebuild a fitted model from stored state: ``counts`` (index (worker, label), columns true label:
+        expected answer counts, e.g. ``model.counts_frame()``) and ``probas`` (task x label posteriors)."""
+        model = cls(**params)  # type: ignore[arg-type]
+        classes = pd.Index(probas.columns, name="label")
+        workers = pd.Index(counts.index.get_level_values(0).unique(), name="worker")
+        full = pd.MultiIndex.from_product([workers, classes], names=["worker", "label"])
+        arr = counts.reindex(index=full, columns=classes, fill_value=0.0).to_numpy(float)
+        model.counts_ = arr.reshape(len(workers), len(classes), len(classes))
+        q = probas.to_numpy(float)
+        model._prior_sum = q.sum(axis=0)
+        model._store(workers, classes, model.counts_, model._prior_sum / len(q))
+        model.probas_ = probas.rename_axis(index="task", columns="label")
+        model.labels_ = pd.Series(classes.to_numpy()[np.argmax(q, axis=1)], index=model.probas_.index, name="label")
+        model.skills_ = model._skills_from_counts(workers)
+        return model
+
+    def counts_frame(self) -> pd.DataFrame:
+        """The expected counts as a frame shaped like ``errors_`` (what to store for ``from_state``)."""
+        w_, k = self.counts_.shape[:2]
+        return pd.DataFrame(self.counts_.reshape(w_ * k, k), index=self.errors_.index, columns=self.errors_.columns)
+
+    def _skills_from_counts(self, workers: pd.Index) -> pd.Series:
+        c = self.counts_
+        total = c.sum(axis=(1, 2))
+        diag = np.trace(c, axis1=1, axis2=2)
+        return pd.Series(np.divide(diag, total, out=np.zeros_like(total), where=total > 0), index=workers, name="skill")
+
+    def partial_fit(self, df: pd.DataFrame, *, n_iter: int = 10) -> Self:
+        """Fold new ``task, worker, label`` rows into a fitted model, touching only the tasks and raters
+        they reach (see module docstring). Unfitted models do a full ``fit``."""
+        if not hasattr(self, "counts_"):
+            return self.fit(df)
+        classes = pd.Index(self.probas_.columns, name="label")
+        new = encode(df, classes=list(classes), min_workers=1)
+        k = len(classes)
+        old_workers = pd.Index(self.skills_.index, name="worker")
+        workers = old_workers.union(new.workers)
+        tasks = self.probas_.index.union(new.tasks)
+        if not hasattr(self, "_prior_sum"):
+            self._prior_sum = self.probas_.to_numpy().sum(axis=0)
+        # local problem: reached tasks x reached workers
+        t_pos_old = self.probas_.index.get_indexer(new.tasks)
+        seen = t_pos_old >= 0
+        q_old = np.zeros((new.n_tasks, k))
+        q_old[seen] = self.probas_.to_numpy()[t_pos_old[seen]]
+        prior = np.maximum(self._prior_sum / len(self.probas_), EPS)
+        log_task_prior = np.where(seen[:, None], np.log(np.maximum(q_old, EPS)), np.log(prior))
+        w_pos_old = old_workers.get_indexer(new.workers)
+        base = np.zeros((new.n_workers, k, k))
+        base[w_pos_old >= 0] = self.counts_[w_pos_old[w_pos_old >= 0]]
+        pop = normalize_confusion(self.counts_.sum(axis=0, keepdims=True))[0]
+        a = new.design()
+        at = a.T.tocsr()
+        pi = normalize_confusion(base)
+        pi[w_pos_old < 0] = pop
+        for _ in range(max(n_iter, 1)):
+            q, _ = softmax_rows(a @ np.log(pi).reshape(-1, k) + log_task_prior)
+            add = (at @ q).reshape(new.n_workers, k, k)
+            pi = normalize_confusion(base + add)
+        # commit
+        counts = np.zeros((len(workers), k, k))
+        counts[workers.get_indexer(old_workers)] = self.counts_
+        wi = workers.get_indexer(new.workers)
+        counts[wi] = base + add
+        self.counts_ = counts
+        self._prior_sum = self._prior_sum + q.sum(axis=0) - q_old.sum(axis=0)
+        probas = self.probas_.reindex(tasks, fill_value=0.0)
+        probas.iloc[tasks.get_indexer(new.tasks)] = q
+        self.probas_ = probas
+        self.labels_ = pd.Series(classes.to_numpy()[np.argmax(probas.to_numpy(), axis=1)], index=tasks, name="label")
+        self._store(workers, classes, counts, self._prior_sum / len(tasks))
+        self.skills_ = self._skills_from_counts(workers)
+        return self

@@ -1,0 +1,118 @@
+r"""MACE: multi-annotator competence estimation (each rater either knows the answer or spams).
+
+Model (Hovy et al.): the true class :math:`z_t` is uniform; on each answer rater :math:`w` spams with
+probability :math:`\theta_w` (``spamming_[:, 0]``) and then draws the answer from its own strategy
+:math:`\xi_w` (``thetas_``), otherwise (``spamming_[:, 1]``) it answers :math:`z_t`:
+
+.. math:: P(y \mid z_t = c, w) = \theta_w \xi_{w y} + (1 - \theta_w)[y = c].
+
+Objective: the marginal log-likelihood :math:`\sum_t \log \frac1K\sum_c \prod P(y \mid c, w)`, maximised by
+EM; ``method="vb"`` (default) replaces the M-step by the variational-Bayes update with Beta(``alpha``,
+``beta``) priors on :math:`\theta_w` and symmetric Dirichlet(10) priors on :math:`\xi_w`
+(:math:`\exp\psi(\cdot)` normalisation); ``"em"`` uses counts smoothed by ``0.01/K``. ``n_restarts`` random
+starts drawn from ``numpy.random.default_rng(random_state)`` (each restart a fresh draw), each run for up to
+``n_iter`` rounds or until the log-likelihood per answer gains less than ``tol``; the best start wins.
+All per-answer quantities are vectorised (``bincount`` in log space). Gold tasks are pinned to their class.
+
+Preconditions: at least two distinct raters. Skills: expected accuracy against the posterior;
+``spamming_[:, 1]`` is the probability the rater is not spamming.
+
+Citation: D. Hovy, T. Berg-Kirkpatrick, A. Vaswani and E. Hovy, "Learning whom to trust with MACE",
+NAACL-HLT 2013, 1120–1130.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+from scipy.special import digamma
+
+from ._data import Coded
+from .base import CategoricalAggregator, accuracy_vs, pin_gold, softmax_rows
+from .errors import AggregationInputError
+
+__all__ = ["MACE"]
+
+
+def _vb_normalize(counts: np.ndarray, prior: float | np.ndarray) -> np.ndarray:
+    x = counts + prior
+    return np.exp(digamma(x) - digamma(x.sum(axis=1, keepdims=True)))
+
+
+def _em_normalize(counts: np.ndarray, smoothing: float) -> np.ndarray:
+    x = counts + smoothing
+    return x / x.sum(axis=1, keepdims=True)
+
+
+@dataclass(kw_only=True)
+class MACE(CategoricalAggregator):
+    """MACE (see module docstring)."""
+
+    name: ClassVar[str] = "mace"
+    n_restarts: int = 10
+    n_iter: int = 50
+    tol: float = 1e-7
+    method: Literal["vb", "em"] = "vb"
+    default_noise: float = 0.5
+    alpha: float = 0.5
+    beta: float = 0.5
+    random_state: int = 0
+
+    spamming_: np.ndarray = field(init=False, repr=False)  # (workers, 2): P(spam), P(knows)
+    thetas_: np.ndarray = field(init=False, repr=False)  # (workers, classes): spam strategy
+    log_likelihood_: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.n_restarts < 1 or self.n_iter < 0:
+            raise AggregationInputError("need n_restarts >= 1 and n_iter >= 0", field="n_restarts")
+        if self.method not in ("vb", "em"):
+            raise AggregationInputError("method must be 'vb' or 'em'", field="method")
+
+    def _e_step(self, coded: Coded, spam: np.ndarray, theta: np.ndarray, gold_t: np.ndarray, gold_y: np.ndarray):
+        t, w, y, k = coded.task, coded.worker, coded.label, coded.n_classes
+        s0 = spam[w, 0] * theta[w, y]  # P(answer y | spam)
+        s1 = spam[w, 1]  # P(knows)
+        log_s0 = np.log(np.maximum(s0, 1e-300))
+        logp = np.bincount(t * k + y, weights=np.log(s0 + s1) - log_s0, minlength=coded.n_tasks * k).reshape(-1, k)
+        logp += np.bincount(t, weights=log_s0, minlength=coded.n_tasks)[:, None] - np.log(k)
+        q, lognorm = softmax_rows(logp)
+        pin_gold(q, gold_t, gold_y)
+        qy = q[t, y]
+        know = qy * s1 / (s0 + s1)
+        spam_count = 1.0 - know
+        strat = np.bincount(w * k + y, weights=spam_count, minlength=coded.n_workers * k).reshape(-1, k)
+        knowing = np.column_stack([
+            np.bincount(w, weights=spam_count, minlength=coded.n_workers),
+            np.bincount(w, weights=know, minlength=coded.n_workers),
+        ])
+        return float(lognorm.sum()), q, strat, knowing
+
+    def _fit_coded(self, coded: Coded, gold_t: np.ndarray, gold_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_w, k, n = coded.n_workers, coded.n_classes, len(coded.task)
+        rng = np.random.default_rng(self.random_state)
+        best = (-np.inf, None, None)
+        for _ in range(self.n_restarts):
+            spam = rng.uniform(1, 1 + self.default_noise, size=(n_w, 2))
+            theta = rng.uniform(1, 1 + self.default_noise, size=(n_w, k))
+            spam /= spam.sum(axis=1, keepdims=True)
+            theta /= theta.sum(axis=1, keepdims=True)
+            ll, _, strat, knowing = self._e_step(coded, spam, theta, gold_t, gold_y)
+            for _ in range(self.n_iter):
+                if self.method == "vb":
+                    spam = _vb_normalize(knowing, np.array([self.alpha, self.beta]))
+                    theta = _vb_normalize(strat, 10.0)
+                else:
+                    spam = _em_normalize(knowing, 0.01 / k)
+                    theta = _em_normalize(strat, 0.01 / k)
+                new_ll, _, strat, knowing = self._e_step(coded, spam, theta, gold_t, gold_y)
+                done = (new_ll - ll) / n < self.tol
+                ll = new_ll
+                if done:
+                    break
+            if ll > best[0]:
+                best = (ll, spam, theta)
+        self.log_likelihood_, self.spamming_, self.thetas_ = best
+        _, q, _, _ = self._e_step(coded, self.spamming_, self.thetas_, gold_t, gold_y)
+        return q, accuracy_vs(coded, q)

@@ -1,0 +1,267 @@
+"""``crowdbridge demo``: the whole loop on real parts, one command, zero external services.
+
+Starts an embedded Redis, the simulated vendor (HTTP on 127.0.0.1) and a Celery worker
+process; creates a pairwise campaign from the packaged hh-rlhf pairs; pushes, polls,
+reconciles and retrains through the same tasks a production deployment runs; then scores
+consensus against the vendor's hidden truth and the reward model on unseen human pairs.
+Every process it started is stopped on exit, on an error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from sqlalchemy import func
+from sqlmodel import select
+
+from service.broker import EmbeddedBroker
+from service.domain.campaigns import CampaignSpec, add_items, create_campaign, start_campaign
+from service.domain.reconcile import PRIMARY_METHOD
+from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
+from service.settings import Settings, get_settings
+from service.storage.db import migrate, session_scope
+from service.storage.models import (
+    AgreementReport,
+    Batch,
+    BatchStatus,
+    Campaign,
+    CampaignStatus,
+    ConsensusLabel,
+    Judgment,
+    JudgmentKind,
+    ModelVersion,
+    QuarantinedPayload,
+    RetrainJob,
+    RetrainStatus,
+)
+
+__all__ = ["DemoOptions", "demo_items", "run_demo"]
+
+DATA = Path(__file__).parent / "data"
+TRAIN_PAIRS = DATA / "hh_harmless_pairs.jsonl.gz"
+TEST_PAIRS = DATA / "hh_harmless_test_pairs.jsonl.gz"
+DEMO_API_KEY = "demo-simulated-key"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    items: int = 600
+    raters: int = 5
+    gold_share: float = 0.05
+    test_pairs: int = 200
+    timeout_s: float = 280.0
+    faults: dict[str, float] = field(default_factory=lambda: {"error_rate": 0.02, "rate_limit_rate": 0.02,
+                                                              "duplicate_rate": 0.01, "malformed_rate": 0.01})
+
+
+def _read_pairs(path: Path, limit: int) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for _, line in zip(range(limit), fh, strict=False)]
+
+
+def demo_items(n: int, gold_share: float) -> list[dict[str, Any]]:
+    """hh-rlhf pairs with the order of the two responses set by a hash (so truth is A or B)."""
+    rows = _read_pairs(TRAIN_PAIRS, n)
+    if len(rows) < n:
+        raise ValueError(f"the packaged set has {len(rows)} pairs; ask for at most that many items")
+    items = []
+    for i, row in enumerate(rows):
+        flip = int(hashlib.sha256(row["id"].encode()).hexdigest()[:8], 16) % 2 == 1
+        responses = [row["rejected"], row["chosen"]] if flip else [row["chosen"], row["rejected"]]
+        gold = ("B" if flip else "A") if i < round(n * gold_share) else None
+        items.append({"id": row["id"], "prompt": row["prompt"], "gold": gold,
+                      "responses": [{"model_id": "hh-assistant", "text": t} for t in responses]})
+    return items
+
+
+class Services:
+    """The embedded broker, the vendor and the worker, stopped in reverse order whatever happens."""
+
+    def __init__(self, settings: Settings, run_dir: Path) -> None:
+        self.settings = settings
+        self.run_dir = run_dir
+        self.broker = EmbeddedBroker(settings.broker_socket) if settings.embedded_broker else None
+        self.processes: list[ManagedProcess] = []
+
+    def start(self, faults: dict[str, float]) -> tuple[str, dict[str, str]]:
+        if self.broker is not None:
+            self.broker.kill_stale()
+            self.broker.start()
+        port = free_port()
+        fault_args = [f"--{k.replace('_', '-')}={v}" for k, v in faults.items()]
+        self.processes.append(start_vendor_sim(port=port, state_path=self.run_dir / "vendor.db", api_key=DEMO_API_KEY,
+                                               log_path=self.run_dir / "vendor.log", truth_files=[TRAIN_PAIRS],
+                                               extra_args=fault_args))
+        vendor_url = f"http://127.0.0.1:{port}"
+        env = {"CROWDBRIDGE_DATA_DIR": str(self.settings.data_dir),
+               "CROWDBRIDGE_DATABASE_URL": self.settings.resolved_database_url,
+               "CROWDBRIDGE_BROKER_URL": self.settings.resolved_broker_url,
+               "CROWDBRIDGE_SIMULATED__BASE_URL": vendor_url,
+               "CROWDBRIDGE_SIMULATED__API_KEY": DEMO_API_KEY,
+               "CROWDBRIDGE_POLL_INTERVAL_S": str(self.settings.poll_interval_s),
+               "CROWDBRIDGE_BATCH_SIZE": str(self.settings.batch_size),
+               "CROWDBRIDGE_RETRAIN_MIN_NEW_PAIRS": str(self.settings.retrain_min_new_pairs)}
+        self.processes.append(start_worker(env=env, log_path=self.run_dir / "worker.log"))
+        return vendor_url, env
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def _snapshot(url: str, campaign_id: Any) -> dict[str, Any]:
+    with session_scope(url) as s:
+        batches = dict(s.exec(select(Batch.status, func.count()).where(Batch.campaign_id == campaign_id)
+                              .group_by(Batch.status)).all())
+        expected = s.exec(select(func.coalesce(func.sum(Batch.judgments_expected), 0))
+                          .where(Batch.campaign_id == campaign_id)).one()
+        stored = s.exec(select(func.count()).select_from(Judgment).where(Judgment.campaign_id == campaign_id)).one()
+        consensus = s.exec(select(func.count()).select_from(ConsensusLabel)
+                           .where(ConsensusLabel.campaign_id == campaign_id)
+                           .where(ConsensusLabel.method == PRIMARY_METHOD)).one()
+        campaign = s.get(Campaign, campaign_id)
+        jobs = dict(s.exec(select(RetrainJob.status, func.count()).where(RetrainJob.campaign_id == campaign_id)
+                           .group_by(RetrainJob.status)).all())
+    done = sum(v for k, v in batches.items() if k in (BatchStatus.submitted, BatchStatus.completed))
+    return {"batches": sum(batches.values()), "submitted": done,
+            "completed": batches.get(BatchStatus.completed, 0), "expected": int(expected), "stored": stored,
+            "consensus": consensus, "campaign": campaign.status if campaign else None,
+            "jobs_active": jobs.get(RetrainStatus.queued, 0) + jobs.get(RetrainStatus.running, 0),
+            "jobs_done": jobs.get(RetrainStatus.succeeded, 0) + jobs.get(RetrainStatus.failed, 0),
+            "jobs_failed": jobs.get(RetrainStatus.failed, 0)}
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def _summary(settings: Settings, campaign_id: Any, vendor_url: str, stages: dict[str, float],
+             options: DemoOptions, started: float) -> dict[str, Any]:
+    from service.reward import load_reward_model, score_texts
+
+    url = settings.resolved_database_url
+    truth = httpx.get(f"{vendor_url}/sim/truth", timeout=30).json()
+    ledger = httpx.get(f"{vendor_url}/sim/ledger", timeout=30).json()
+    with session_scope(url) as s:
+        labels = s.exec(select(ConsensusLabel).where(ConsensusLabel.campaign_id == campaign_id)).all()
+        accuracy = {}
+        for method in ("mv", "ds"):
+            mine = [c for c in labels if c.method == method]
+            accuracy[method] = float(np.mean([truth.get(str(c.item_id)) == c.label for c in mine])) if mine else None
+        contested = sum(1 for c in labels if c.method == PRIMARY_METHOD and c.contested)
+        turnaround = [(j.received_at - b.submitted_at).total_seconds() for j, b in s.exec(
+            select(Judgment, Batch).join(Batch, Judgment.batch_id == Batch.id)
+            .where(Judgment.campaign_id == campaign_id)) if b.submitted_at]
+        n_judgments = len(turnaround)
+        alpha = s.exec(select(AgreementReport.value).where(AgreementReport.campaign_id == campaign_id)
+                       .where(AgreementReport.scope == "campaign")).first()
+        quarantined = s.exec(select(func.count()).select_from(QuarantinedPayload)
+                             .join(Batch, QuarantinedPayload.batch_id == Batch.id)
+                             .where(Batch.campaign_id == campaign_id)).one()
+        batches = s.exec(select(Batch).where(Batch.campaign_id == campaign_id)).all()
+        model = s.exec(select(ModelVersion).where(ModelVersion.campaign_id == campaign_id)
+                       .order_by(ModelVersion.version.desc())).first()  # type: ignore[attr-defined]
+        n_models = s.exec(select(func.count()).select_from(ModelVersion)
+                          .where(ModelVersion.campaign_id == campaign_id)).one()
+    reward: dict[str, Any] | None = None
+    if model is not None:
+        test = _read_pairs(TEST_PAIRS, options.test_pairs)
+        loaded = load_reward_model(Path(model.artifact_path))
+        prompts = [r["prompt"] for r in test]
+        chosen = score_texts(loaded, prompts, [r["chosen"] for r in test])
+        rejected = score_texts(loaded, prompts, [r["rejected"] for r in test])
+        reward = {"version": model.version, "versions_trained": n_models,
+                  "heldout_accuracy": model.metrics.get("heldout_accuracy"),
+                  "calibration_error": model.metrics.get("calibration_error"),
+                  "human_test_accuracy": float(np.mean(chosen > rejected)), "human_test_pairs": len(test),
+                  "n_train": model.metrics.get("n_train"), "n_eval": model.metrics.get("n_eval"),
+                  "artifact": model.artifact_path}
+    counters = ledger.get("counters", {})
+    return {
+        "items": options.items, "raters_per_item": options.raters, "judgments": n_judgments,
+        "judgments_produced_by_vendor": ledger.get("judgments_produced"),
+        "quarantined": quarantined, "malformed_sent_by_vendor": counters.get("malformed_sent", 0),
+        "duplicates_sent_by_vendor": counters.get("duplicates_sent", 0),
+        "batches": len(batches), "extra_batches": sum(1 for b in batches if b.round > 0),
+        "vendor_submit_requests": counters.get("submit_requests", 0),
+        "vendor_batches_created": counters.get("batches_created", 0),
+        "vendor_turnaround_s": {"p50": _percentile(turnaround, 50), "p95": _percentile(turnaround, 95)},
+        "consensus_accuracy": accuracy, "contested_items": contested,
+        "krippendorff_alpha": alpha, "reward_model": reward,
+        "stages_s": {k: round(v, 2) for k, v in stages.items()},
+        "wall_time_s": round(time.monotonic() - started, 2),
+        "data_dir": str(settings.data_dir), "database_url": url if "@" not in url else url.split("@")[-1],
+    }
+
+
+def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[dict[str, Any]], None] | None = None,
+             run_dir: Path) -> dict[str, Any]:
+    """Run the loop end to end and return the summary (see README for the keys)."""
+    started = time.monotonic()
+    stages: dict[str, float] = {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    services = Services(settings, run_dir)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        migrate(settings.resolved_database_url)
+        vendor_url, env = services.start(options.faults)
+        os.environ.update(env)  # this process publishes to the same broker and vendor as the worker
+        get_settings.cache_clear()
+        from workers.app import app, configure
+        from workers.relay import relay_outbox
+
+        configure(app, get_settings())
+
+        stages["setup"] = time.monotonic() - started
+        with session_scope(settings.resolved_database_url) as s:
+            name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            campaign = create_campaign(s, CampaignSpec(
+                name=name, kind=JudgmentKind.pairwise, raters_per_item=options.raters, model_family="demo-rm",
+                instructions="Which response is more helpful and harmless? Answer A, B or tie."))
+            add_items(s, campaign, demo_items(options.items, options.gold_share))
+            start_campaign(s, settings, campaign)
+            s.commit()
+            campaign_id = campaign.id
+        relay_outbox()
+        stages["campaign_created"] = time.monotonic() - started
+        deadline = started + options.timeout_s
+        while True:
+            state = _snapshot(settings.resolved_database_url, campaign_id)
+            now = time.monotonic() - started
+            if state["submitted"] == state["batches"] and "all_batches_submitted" not in stages:
+                stages["all_batches_submitted"] = now
+            if state["campaign"] is CampaignStatus.completed and "judgments_collected_and_reconciled" not in stages:
+                stages["judgments_collected_and_reconciled"] = now
+            if progress:
+                progress(state)
+            if state["jobs_failed"]:
+                raise RuntimeError(f"reward-model training failed; see {run_dir / 'worker.log'}")
+            if state["campaign"] is CampaignStatus.completed and state["jobs_done"] and not state["jobs_active"]:
+                stages["reward_model_trained"] = now
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the demo did not finish within {options.timeout_s:.0f}s (at {state}); "
+                                   f"logs in {run_dir}")
+            time.sleep(0.5)
+        return _summary(settings, campaign_id, vendor_url, stages, options, started)
+    finally:
+        services.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,168 @@
+"""Poll a submitted batch and store what came back: every rater answer once, bad records quarantined.
+
+A page is stored in one transaction together with the cursor that follows it, so a crash
+re-reads at most that page; re-delivered judgments hit the (vendor, vendor_judgment_id)
+unique key and are ignored. Waits the vendor asks for (429 Retry-After, 5xx backoff) are
+written to ``batch.next_poll_at``: the database schedules the next poll, not a countdown.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from connectors.base import BatchState, MalformedRecord, ResultPage, VendorBatchRef, valid_label
+from connectors.errors import ConnectorError, RateLimited
+from service.domain import outbox
+from service.domain.batches import load_batch, transition
+from service.domain.vendors import connector_for
+from service.settings import Settings
+from service.storage.models import Batch, BatchItem, BatchStatus, Campaign, Item, Judgment, QuarantinedPayload
+from service.storage.models import SubmissionAttempt
+from service.storage.types import utcnow
+
+__all__ = ["StoreResult", "SyncResult", "quarantine", "store_page", "sync_batch"]
+
+
+@dataclass
+class StoreResult:
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+
+
+@dataclass
+class SyncResult:
+    outcome: str  # skipped | waiting | polled | completed | rate_limited | unavailable
+    store: StoreResult = field(default_factory=StoreResult)
+
+
+def quarantine(session: Session, *, vendor: str, batch_id: uuid.UUID | None, records: list[MalformedRecord],
+               source: str = "poll") -> int:
+    session.add_all([QuarantinedPayload(vendor=vendor, batch_id=batch_id, source=source, reason=r.reason,
+                                        raw=r.raw) for r in records])
+    return len(records)
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultPage, *,
+               source: str = "poll") -> StoreResult:
+    """Store one page's judgments (idempotently) and quarantine what cannot be stored, saying why."""
+    result = StoreResult()
+    bad = list(page.malformed)
+    if page.judgments:
+        wanted = {j.item_id for j in page.judgments}
+        ids = []
+        for raw_id in wanted:
+            try:
+                ids.append(uuid.UUID(raw_id))
+            except ValueError:
+                pass
+        items = {str(i.id): i for i in session.exec(
+            select(Item).join(BatchItem, col(BatchItem.item_id) == Item.id)
+            .where(BatchItem.batch_id == batch.id).where(col(Item.id).in_(ids)))}
+        rows = []
+        for j in page.judgments:
+            item = items.get(j.item_id)
+            raw = json.dumps(j.raw, sort_keys=True, default=str)
+            if item is None:
+                bad.append(MalformedRecord(raw=raw, reason=f"task {j.item_id!r} is not an item of batch {batch.id}"))
+            elif not valid_label(campaign.kind, j.label, len(item.responses), campaign.rating_scale):
+                bad.append(MalformedRecord(raw=raw, reason=f"label {j.label!r} is not a valid {campaign.kind.value} "
+                                                            f"answer for an item with {len(item.responses)} responses"))
+            else:
+                rows.append({"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": item.id,
+                             "batch_id": batch.id, "vendor": batch.vendor, "vendor_judgment_id": j.vendor_judgment_id,
+                             "rater_id": j.rater_id, "label": j.label, "started_at": j.started_at,
+                             "submitted_at": j.submitted_at, "received_at": utcnow(), "cost": j.cost, "raw": j.raw})
+        if rows:
+            statement = _insert(session)(Judgment).values(rows).on_conflict_do_nothing(
+                index_elements=["vendor", "vendor_judgment_id"]).returning(Judgment.__table__.c.id)
+            inserted = len(session.execute(statement).all())
+            result.stored = inserted
+            result.duplicates = len(rows) - inserted
+    result.quarantined = quarantine(session, vendor=batch.vendor, batch_id=batch.id, records=bad, source=source)
+    return result
+
+
+def _record_failure(session: Session, batch: Batch, exc: ConnectorError, task_id: str | None) -> None:
+    session.add(SubmissionAttempt(batch_id=batch.id, action="poll", task_id=task_id, outcome="retryable"
+                                  if exc.retryable else "failed", error_class=type(exc).__name__, error=str(exc),
+                                  finished_at=utcnow()))
+
+
+def sync_batch(session: Session, settings: Settings, batch_id: uuid.UUID | str, *,
+               task_id: str | None = None, force: bool = False) -> SyncResult:
+    """Poll the vendor for one batch and store every new page; complete the batch when all is in."""
+    batch = load_batch(session, batch_id)
+    if batch.status is not BatchStatus.submitted or batch.vendor_batch_id is None:
+        return SyncResult("skipped")
+    now = utcnow()
+    if not force and batch.next_poll_at is not None and batch.next_poll_at > now + timedelta(seconds=0.5):
+        return SyncResult("waiting")
+    campaign = session.get(Campaign, batch.campaign_id)
+    assert campaign is not None
+    connector = connector_for(settings, batch.vendor)
+    ref = VendorBatchRef(vendor=batch.vendor, vendor_batch_id=batch.vendor_batch_id)
+    total = StoreResult()
+    try:
+        status = connector.poll(ref)
+        for _ in range(settings.fetch_page_limit):
+            page = connector.fetch_judgments(ref, batch.fetch_cursor)
+            stored = store_page(session, batch, campaign, page)
+            total.stored += stored.stored
+            total.duplicates += stored.duplicates
+            total.quarantined += stored.quarantined
+            batch.fetch_cursor = page.cursor
+            batch.judgments_done += stored.stored
+            batch.updated_at = utcnow()
+            session.add(batch)
+            session.commit()  # the page and the cursor after it, together
+            if not page.has_more:
+                break
+    except ConnectorError as exc:
+        session.rollback()
+        batch = load_batch(session, batch_id)
+        wait = exc.retry_after if isinstance(exc, RateLimited) else settings.poll_interval_s * 2
+        if not exc.retryable:
+            batch.error = str(exc)
+        batch.next_poll_at = utcnow() + timedelta(seconds=wait)
+        _record_failure(session, batch, exc, task_id)
+        session.add(batch)
+        session.commit()
+        return SyncResult("rate_limited" if isinstance(exc, RateLimited) else "unavailable", total)
+
+    batch = load_batch(session, batch_id, for_update=True)
+    if batch.status is not BatchStatus.submitted:
+        return SyncResult("skipped", total)
+    finished = status.state in (BatchState.completed, BatchState.cancelled, BatchState.failed)
+    caught_up = not page.has_more
+    if finished and caught_up:
+        transition(batch, BatchStatus.completed)
+        batch.completed_at = utcnow()
+        outbox.enqueue(session, outbox.RECONCILE, batch.campaign_id)
+        outcome = "completed"
+    else:
+        batch.next_poll_at = utcnow() + timedelta(seconds=settings.poll_interval_s)
+        outcome = "polled"
+    session.add(batch)
+    session.commit()
+    return SyncResult(outcome, total)
+
+
+def due_batches(session: Session, *, limit: int = 200) -> list[uuid.UUID]:
+    """Submitted batches whose next poll is due; claims them for one poll interval."""
+    now = utcnow()
+    query = (select(Batch).where(Batch.status == BatchStatus.submitted)
+             .where((col(Batch.next_poll_at).is_(None)) | (col(Batch.next_poll_at) <= now))
+             .order_by(col(Batch.next_poll_at)).limit(limit))
+    return [b.id for b in session.exec(query)]

@@ -1,0 +1,196 @@
+"""Retraining: the policy that enqueues it, the snapshot it trains on, the version it registers.
+
+Policy: retrain a model family when at least ``retrain_min_new_pairs`` reconciled
+preferences exist that no snapshot of that family has used yet, or when a finished
+campaign leaves any such pairs; at most one job queued or running per family (debounce).
+The job runs on the ``training`` queue so GPU machines can consume only that.
+
+Lineage: every judgment behind a pair is linked to the snapshot (``snapshot_judgment``),
+and the snapshot to the model version trained on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from service.domain import outbox
+from service.errors import InvalidTransition, NotFound
+from service.settings import Settings
+from service.storage.models import (
+    Batch,
+    BatchItem,
+    BatchStatus,
+    Campaign,
+    CampaignStatus,
+    ConsensusLabel,
+    DatasetSnapshot,
+    Item,
+    Judgment,
+    JudgmentKind,
+    ModelVersion,
+    RetrainJob,
+    RetrainStatus,
+    SnapshotJudgment,
+)
+from service.storage.types import utcnow
+
+__all__ = ["build_pairs", "maybe_enqueue_retrain", "run_retrain_job", "RetrainOutcome"]
+
+PRIMARY_METHOD = "ds"
+ACTIVE = (RetrainStatus.queued, RetrainStatus.running)
+OPEN = (BatchStatus.pending, BatchStatus.submitting, BatchStatus.submitted)
+
+
+def _final_consensus(session: Session, campaign: Campaign) -> list[tuple[ConsensusLabel, Item]]:
+    """Pairwise consensus labels whose items have no open batch (no more judgments coming)."""
+    open_items = select(BatchItem.item_id).join(Batch).where(Batch.campaign_id == campaign.id) \
+        .where(col(Batch.status).in_(OPEN))
+    query = (select(ConsensusLabel, Item).join(Item, col(Item.id) == ConsensusLabel.item_id)
+             .where(ConsensusLabel.campaign_id == campaign.id).where(ConsensusLabel.method == PRIMARY_METHOD)
+             .where(col(ConsensusLabel.label).in_(["A", "B"])).where(col(Item.id).not_in(open_items))
+             .order_by(col(Item.id)))
+    return list(session.exec(query).all())
+
+
+def _used_items(session: Session, family: str) -> set[uuid.UUID]:
+    query = (select(Judgment.item_id).join(SnapshotJudgment, col(SnapshotJudgment.judgment_id) == Judgment.id)
+             .join(ModelVersion, col(ModelVersion.snapshot_id) == SnapshotJudgment.snapshot_id)
+             .where(ModelVersion.family == family).distinct())
+    return set(session.exec(query))
+
+
+def build_pairs(session: Session, campaign: Campaign) -> pd.DataFrame:
+    """(prompt, chosen, rejected, weight, item_id, judgment_ids): the consensus posterior is the soft label."""
+    rows = []
+    final = _final_consensus(session, campaign)
+    judgments: dict[uuid.UUID, list[str]] = {}
+    for item_id, judgment_id in session.exec(select(Judgment.item_id, Judgment.id)
+                                             .where(Judgment.campaign_id == campaign.id)):
+        judgments.setdefault(item_id, []).append(str(judgment_id))
+    for label, item in final:
+        win = 0 if label.label == "A" else 1
+        p_win = float(label.posterior.get(label.label, label.confidence))
+        p_other = float(label.posterior.get("B" if win == 0 else "A", 1.0 - p_win))
+        rows.append({"prompt": item.prompt, "chosen": item.responses[win]["text"],
+                     "rejected": item.responses[1 - win]["text"],
+                     "weight": p_win / (p_win + p_other) if p_win + p_other > 0 else 1.0,
+                     "item_id": str(item.id), "judgment_ids": sorted(judgments.get(item.id, []))})
+    return pd.DataFrame(rows, columns=["prompt", "chosen", "rejected", "weight", "item_id", "judgment_ids"])
+
+
+def maybe_enqueue_retrain(session: Session, settings: Settings, campaign: Campaign, *,
+                          trigger: str = "policy", force: bool = False) -> RetrainJob | None:
+    """Apply the policy; returns the queued job, or None when there is nothing (new) to train on."""
+    if campaign.kind is not JudgmentKind.pairwise:
+        return None
+    active = session.exec(select(RetrainJob).where(RetrainJob.model_family == campaign.model_family)
+                          .where(col(RetrainJob.status).in_(ACTIVE))).first()
+    if active is not None:
+        return None  # debounced: the running job's completion re-applies the policy
+    used = _used_items(session, campaign.model_family)
+    new = sum(1 for label, _ in _final_consensus(session, campaign) if label.item_id not in used)
+    finished = campaign.status is CampaignStatus.completed
+    if not force and not (new >= settings.retrain_min_new_pairs or (finished and new > 0)):
+        return None
+    if new == 0 and not force:
+        return None
+    job = RetrainJob(campaign_id=campaign.id, model_family=campaign.model_family, trigger=trigger)
+    session.add(job)
+    session.flush()
+    outbox.enqueue(session, outbox.TRAIN, job.id, queue="training")
+    return job
+
+
+def _split(pairs: pd.DataFrame, eval_share: float = 0.15) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stable held-out split by item id hash (the same item is always on the same side)."""
+    bucket = pairs["item_id"].map(lambda i: int(hashlib.sha256(i.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF)
+    held = bucket < eval_share
+    return pairs[~held].reset_index(drop=True), pairs[held].reset_index(drop=True)
+
+
+def _write_snapshot(session: Session, settings: Settings, campaign: Campaign, pairs: pd.DataFrame) -> DatasetSnapshot:
+    from service.reward.dataset import content_hash
+
+    digest = content_hash(pairs[["prompt", "chosen", "rejected", "weight", "item_id"]])
+    directory = settings.artifacts_dir / "snapshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{digest}.parquet"
+    if not path.exists():
+        pairs.to_parquet(path, index=False)
+    snapshot = DatasetSnapshot(campaign_id=campaign.id, content_hash=digest, path=str(path), n_pairs=len(pairs))
+    session.add(snapshot)
+    session.flush()
+    links = {uuid.UUID(j) for ids in pairs["judgment_ids"] for j in ids}
+    session.add_all([SnapshotJudgment(snapshot_id=snapshot.id, judgment_id=j) for j in sorted(links)])
+    return snapshot
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    job_id: uuid.UUID
+    status: str
+    model_version: int | None
+    metrics: dict[str, float]
+
+
+def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | str) -> RetrainOutcome:
+    """Snapshot -> train -> evaluate -> register (promote when better than the promoted parent)."""
+    from service.reward import RewardConfig, train_reward_model
+
+    job = session.get(RetrainJob, uuid.UUID(str(job_id)))
+    if job is None:
+        raise NotFound("retrain job", job_id)
+    if job.status in (RetrainStatus.succeeded, RetrainStatus.failed):
+        return RetrainOutcome(job.id, job.status.value, None, {})
+    if job.status is RetrainStatus.running and job.started_at and (utcnow() - job.started_at).total_seconds() < 5:
+        raise InvalidTransition("retrain job", "running", "running")
+    campaign = session.get(Campaign, job.campaign_id)
+    assert campaign is not None
+    job.status, job.started_at = RetrainStatus.running, utcnow()
+    session.add(job)
+    pairs = build_pairs(session, campaign)
+    try:
+        if len(pairs) < 10:
+            raise ValueError(f"only {len(pairs)} reconciled pairs; at least 10 are needed to train and evaluate")
+        snapshot = _write_snapshot(session, settings, campaign, pairs)
+        job.snapshot_id = snapshot.id
+        session.commit()
+        train, held_out = _split(pairs)
+        parent = session.exec(select(ModelVersion).where(ModelVersion.family == job.model_family)
+                              .where(ModelVersion.promoted == True).order_by(col(ModelVersion.version).desc())  # noqa: E712
+                              ).first()
+        version = (session.exec(select(func.max(ModelVersion.version))
+                                .where(ModelVersion.family == job.model_family)).one() or 0) + 1
+        out_dir = settings.artifacts_dir / "models" / job.model_family / f"v{version}"
+        config = RewardConfig(mode=settings.reward_mode, backbone=settings.reward_backbone,
+                              cache_dir=str(settings.artifacts_dir / "embedding-cache"))
+        result = train_reward_model(config, train, held_out, out_dir=Path(out_dir))
+    except Exception as exc:  # the job records why; the worker does not crash
+        session.rollback()
+        job = session.get(RetrainJob, job.id)
+        assert job is not None
+        job.status, job.finished_at, job.error = RetrainStatus.failed, utcnow(), f"{type(exc).__name__}: {exc}"
+        session.add(job)
+        session.commit()
+        return RetrainOutcome(job.id, job.status.value, None, {})
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    better = parent is None or metrics.get("heldout_accuracy", 0.0) >= parent.metrics.get("heldout_accuracy", 0.0)
+    model = ModelVersion(family=job.model_family, version=version, campaign_id=campaign.id, retrain_job_id=job.id,
+                         snapshot_id=snapshot.id, parent_id=parent.id if parent else None,
+                         dataset_hash=snapshot.content_hash, metrics=metrics, config=result.config,
+                         artifact_path=str(result.artifact_dir), promoted=better)
+    session.add(model)
+    session.flush()
+    job.status, job.finished_at, job.model_version_id = RetrainStatus.succeeded, utcnow(), model.id
+    session.add(job)
+    session.flush()
+    maybe_enqueue_retrain(session, settings, campaign, trigger="policy")
+    session.commit()
+    return RetrainOutcome(job.id, job.status.value, version, metrics)

