@@ -37,11 +37,11 @@ def accuracy(labels: pd.Series, gold: pd.Series) -> float:
 def synthetic_labels(
     n_tasks: int = 100_000, per_task: int = 10, n_workers: int = 2_000, n_classes: int = 5, seed: int = 0
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """Dawid–Skene-style crowd: each rater has accuracy ~ Beta(4, 2) and its own Dirichlet(1) spread of
+    """Dawid–Skene-style crowd: each rater has accuracy ~ Beta(2.5, 2.5) and its own Dirichlet(1) spread of
     errors over the wrong classes; 10% of raters answer uniformly at random. String ids."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, n_classes, n_tasks)
-    acc = rng.beta(4, 2, n_workers)
+    acc = rng.beta(2.5, 2.5, n_workers)
     spam = rng.random(n_workers) < 0.10
     acc[spam] = 1.0 / n_classes
     err = rng.dirichlet(np.ones(n_classes - 1), size=(n_workers, n_classes))

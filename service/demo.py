@@ -111,8 +111,13 @@ class Services:
                "CROWDBRIDGE_SIMULATED__API_KEY": DEMO_API_KEY,
                "CROWDBRIDGE_POLL_INTERVAL_S": str(self.settings.poll_interval_s),
                "CROWDBRIDGE_BATCH_SIZE": str(self.settings.batch_size),
-               "CROWDBRIDGE_RETRAIN_MIN_NEW_PAIRS": str(self.settings.retrain_min_new_pairs)}
-        self.processes.append(start_worker(env=env, log_path=self.run_dir / "worker.log"))
+               "CROWDBRIDGE_RETRAIN_MIN_NEW_PAIRS": str(self.settings.retrain_min_new_pairs),
+               "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
+        # as in production: one worker for the pipeline (with beat), one that consumes only `training`
+        self.processes.append(start_worker(env=env, queues="default", concurrency=2,
+                                           log_path=self.run_dir / "worker.log"))
+        self.processes.append(start_worker(env=env, queues="training", concurrency=1, beat=False,
+                                           name="trainer", log_path=self.run_dir / "trainer.log"))
         return vendor_url, env
 
     def stop(self) -> None:

@@ -5,6 +5,8 @@ Run: ``crowdbridge worker`` (or ``celery -A workers.app worker -Q default,traini
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 from kombu import Queue
 
@@ -13,9 +15,11 @@ from service.settings import Settings, get_settings
 __all__ = ["app", "configure"]
 
 app = Celery("crowdbridge", include=["workers.tasks"])
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per vendor request is noise at INFO
 
 
 def configure(celery: Celery, settings: Settings) -> Celery:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives there
     celery.conf.update(
         broker_url=settings.resolved_broker_url,
         # results live in SQL (batch status, retrain jobs), never in a result backend

@@ -7,12 +7,14 @@ rankings ``worker, task, ranking``; ratings ``worker, task, score``.
 """
 
 from .base import AggregationResult, CategoricalAggregator
+from .bradley_terry import BradleyTerry
 from .dawid_skene import DawidSkene
 from .errors import AggregationInputError
 from .glad import GLAD
 from .krippendorff import krippendorff_alpha, krippendorff_alpha_ci
 from .mace import MACE
 from .majority_vote import MajorityVote
+from .noisy_bt import NoisyBradleyTerry
 from .one_coin import OneCoinDawidSkene
 from .selection import METHODS, fit_method, select_method
 from .wawa import Wawa
@@ -23,9 +25,11 @@ __all__ = [
     "METHODS",
     "AggregationInputError",
     "AggregationResult",
+    "BradleyTerry",
     "CategoricalAggregator",
     "DawidSkene",
     "MajorityVote",
+    "NoisyBradleyTerry",
     "OneCoinDawidSkene",
     "Wawa",
     "fit_method",

@@ -112,7 +112,14 @@ def _alpha_from_counts(counts: sparse.csr_matrix, domain: np.ndarray, level: str
     n = n_v.sum()
     e = (np.outer(n_v, n_v) - np.diag(n_v)) / (n - 1.0)
     d = _distance(level, domain, n_v)
-    return float(1.0 - (o * d).sum() / (e * d).sum())
+    expected = (e * d).sum()
+    if expected <= 0:
+        raise AggregationInputError(
+            "all answers on tasks with two or more answers share one value, so expected disagreement is 0 and α is "
+            "undefined (0/0); report percent agreement instead",
+            field="label",
+        )
+    return float(1.0 - (o * d).sum() / expected)
 
 
 def krippendorff_alpha(

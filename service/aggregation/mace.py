@@ -10,8 +10,10 @@ Objective: the marginal log-likelihood :math:`\sum_t \log \frac1K\sum_c \prod P(
 EM; ``method="vb"`` (default) replaces the M-step by the variational-Bayes update with Beta(``alpha``,
 ``beta``) priors on :math:`\theta_w` and symmetric Dirichlet(10) priors on :math:`\xi_w`
 (:math:`\exp\psi(\cdot)` normalisation); ``"em"`` uses counts smoothed by ``0.01/K``. ``n_restarts`` random
-starts drawn from ``numpy.random.default_rng(random_state)`` (each restart a fresh draw), each run for up to
-``n_iter`` rounds or until the log-likelihood per answer gains less than ``tol``; the best start wins.
+starts drawn from ``numpy.random.default_rng(random_state)`` (each a fresh draw; crowd-kit reuses one seed,
+so its restarts are identical) each run ``burn_in`` rounds; the start with the best log-likelihood then
+continues up to ``n_iter`` rounds in all, stopping once the log-likelihood per answer gains less than
+``tol``.
 All per-answer quantities are vectorised (``bincount`` in log space). Gold tasks are pinned to their class.
 
 Preconditions: at least two distinct raters. Skills: expected accuracy against the posterior;
@@ -59,6 +61,7 @@ class MACE(CategoricalAggregator):
     alpha: float = 0.5
     beta: float = 0.5
     random_state: int = 0
+    burn_in: int = 5
 
     spamming_: np.ndarray = field(init=False, repr=False)  # (workers, 2): P(spam), P(knows)
     thetas_: np.ndarray = field(init=False, repr=False)  # (workers, classes): spam strategy
@@ -89,30 +92,39 @@ class MACE(CategoricalAggregator):
         ])
         return float(lognorm.sum()), q, strat, knowing
 
+    def _run(self, coded, spam, theta, gold_t, gold_y, n_iter, ll=None):
+        """Up to ``n_iter`` rounds from (spam, theta); returns (log-lik, spam, theta, rounds run)."""
+        k, n = coded.n_classes, len(coded.task)
+        new_ll, _, strat, knowing = self._e_step(coded, spam, theta, gold_t, gold_y)
+        ll = new_ll if ll is None else ll
+        it = 0
+        for it in range(1, n_iter + 1):
+            if self.method == "vb":
+                spam = _vb_normalize(knowing, np.array([self.alpha, self.beta]))
+                theta = _vb_normalize(strat, 10.0)
+            else:
+                spam = _em_normalize(knowing, 0.01 / k)
+                theta = _em_normalize(strat, 0.01 / k)
+            new_ll, _, strat, knowing = self._e_step(coded, spam, theta, gold_t, gold_y)
+            done = (new_ll - ll) / n < self.tol
+            ll = new_ll
+            if done:
+                break
+        return ll, spam, theta, it
+
     def _fit_coded(self, coded: Coded, gold_t: np.ndarray, gold_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_w, k, n = coded.n_workers, coded.n_classes, len(coded.task)
         rng = np.random.default_rng(self.random_state)
-        best = (-np.inf, None, None)
-        for _ in range(self.n_restarts):
+        runs = []
+        for _ in range(self.n_restarts):  # short burn-in from every random start ...
             spam = rng.uniform(1, 1 + self.default_noise, size=(n_w, 2))
             theta = rng.uniform(1, 1 + self.default_noise, size=(n_w, k))
             spam /= spam.sum(axis=1, keepdims=True)
             theta /= theta.sum(axis=1, keepdims=True)
-            ll, _, strat, knowing = self._e_step(coded, spam, theta, gold_t, gold_y)
-            for _ in range(self.n_iter):
-                if self.method == "vb":
-                    spam = _vb_normalize(knowing, np.array([self.alpha, self.beta]))
-                    theta = _vb_normalize(strat, 10.0)
-                else:
-                    spam = _em_normalize(knowing, 0.01 / k)
-                    theta = _em_normalize(strat, 0.01 / k)
-                new_ll, _, strat, knowing = self._e_step(coded, spam, theta, gold_t, gold_y)
-                done = (new_ll - ll) / n < self.tol
-                ll = new_ll
-                if done:
-                    break
-            if ll > best[0]:
-                best = (ll, spam, theta)
+            runs.append(self._run(coded, spam, theta, gold_t, gold_y, min(self.burn_in, self.n_iter)))
+        ll, spam, theta, it = max(runs, key=lambda r: r[0])  # ... then only the best start goes on
+        ll, spam, theta, _ = self._run(coded, spam, theta, gold_t, gold_y, self.n_iter - it, ll)
+        best = (ll, spam, theta)
         self.log_likelihood_, self.spamming_, self.thetas_ = best
         _, q, _, _ = self._e_step(coded, self.spamming_, self.thetas_, gold_t, gold_y)
         return q, accuracy_vs(coded, q)

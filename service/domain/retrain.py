@@ -116,9 +116,9 @@ def _split(pairs: pd.DataFrame, eval_share: float = 0.15) -> tuple[pd.DataFrame,
 
 
 def _write_snapshot(session: Session, settings: Settings, campaign: Campaign, pairs: pd.DataFrame) -> DatasetSnapshot:
-    from service.reward.dataset import content_hash
+    from service.reward.dataset import pairs_hash
 
-    digest = content_hash(pairs[["prompt", "chosen", "rejected", "weight", "item_id"]])
+    digest = pairs_hash(pairs[["prompt", "chosen", "rejected", "weight", "item_id"]])
     directory = settings.artifacts_dir / "snapshots"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{digest}.parquet"

@@ -61,8 +61,9 @@ class RewardConfig:
 
     Hardware
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        mixed_precision: ``"auto"`` (bf16 on a GPU that supports it, else fp32), ``"no"``, ``"bf16"``
-            (autocast; also on a CPU) or ``"fp16"`` (CUDA only, with a grad scaler).
+        mixed_precision: ``"auto"`` (bf16 autocast where the hardware has native bf16 matmuls: recent GPUs,
+            CPUs with AVX512-BF16/AMX; fp16 on older GPUs; else fp32), ``"no"`` (fp32), ``"bf16"`` or
+            ``"fp16"`` (CUDA only, with a grad scaler). Weights and optimizer state stay fp32.
         num_threads: torch CPU threads (``None`` leaves torch's default).
         embed_batch_size: sequences per forward pass when computing frozen embeddings.
 

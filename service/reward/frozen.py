@@ -133,7 +133,7 @@ def train_frozen(model: RewardModel, cfg: RewardConfig, rt: Runtime, train: pd.D
     total = per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, per_epoch * cfg.epochs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / max(total, 1)))
     tc, tr = torch.from_numpy(ec).to(rt.device), torch.from_numpy(er).to(rt.device)
-    cols = {c: torch.as_tensor(train[c].to_numpy(), dtype=torch.float32, device=rt.device)
+    cols = {c: torch.tensor(train[c].to_numpy(dtype=np.float32), device=rt.device)
             for c in ("weight", "margin", "sample_weight")}
     losses: list[float] = []
     step = 0
@@ -151,7 +151,7 @@ def train_frozen(model: RewardModel, cfg: RewardConfig, rt: Runtime, train: pd.D
             opt.step()
             sched.step()
             step += 1
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if step % (cfg.logging_steps * 10) == 0 or step == total:
                 log.info("head step %d/%d loss %.4f", step, total, np.mean(losses[-per_epoch:]))
             if progress is not None:

@@ -77,7 +77,7 @@ def _save_checkpoint(out_dir: Path, step: int, model: RewardModel, opt: Any, sch
 
 
 def _tensor(df: pd.DataFrame, col: str, idx: np.ndarray, dev: torch.device) -> torch.Tensor:
-    return torch.as_tensor(df[col].to_numpy()[idx], dtype=torch.float32, device=dev)
+    return torch.tensor(df[col].to_numpy(dtype=np.float32)[idx], device=dev)
 
 
 def train_full(model: RewardModel, cfg: RewardConfig, rt: Runtime, train_df: pd.DataFrame,
@@ -147,7 +147,7 @@ def train_full(model: RewardModel, cfg: RewardConfig, rt: Runtime, train_df: pd.
             sched.step()
             step += 1
             pairs += b
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if rt.is_main and (step % cfg.logging_steps == 0 or step == total):
                 log.info("step %d/%d loss %.4f lr %.2e", step, total, np.mean(losses[-cfg.logging_steps:]),
                          sched.get_last_lr()[0])

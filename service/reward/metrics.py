@@ -74,8 +74,8 @@ def pairwise_metrics(r_chosen: np.ndarray, r_rejected: np.ndarray, weight: np.nd
     d = rc - rr
     with torch.no_grad():
         loss = bt_loss(torch.from_numpy(rc), torch.from_numpy(rr),
-                       None if weight is None else torch.as_tensor(weight, dtype=torch.float64),
-                       None if margin is None else torch.as_tensor(margin, dtype=torch.float64))
+                       None if weight is None else torch.tensor(np.asarray(weight, np.float64)),
+                       None if margin is None else torch.tensor(np.asarray(margin, np.float64)))
     both = np.concatenate([rc, rr])
     return {
         "heldout_accuracy": pairwise_accuracy(d, weight),

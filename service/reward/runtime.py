@@ -70,10 +70,21 @@ def setup_runtime(device: str, mixed_precision: str, num_threads: int | None) ->
         dev = torch.device("cpu")
     precision = mixed_precision
     if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if use_cuda else "no"
+        if use_cuda:
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "bf16" if cpu_has_bf16() else "no"
     if precision == "fp16" and not use_cuda:
         raise ValueError("fp16 mixed precision needs CUDA")
     return Runtime(dev, precision, rank, world)
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 matmuls on this CPU (AVX512-BF16 / AMX): autocast is then ~1.3-3x faster."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def autocast(rt: Runtime) -> contextlib.AbstractContextManager[object]:

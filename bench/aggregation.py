@@ -1,0 +1,227 @@
+"""Aggregation benchmark: ours side by side with crowd-kit 1.4.2, krippendorff and choix.
+
+    python -m bench.aggregation [--quick] [--json] [--slow-anchors]
+
+Every measurement runs in its own subprocess (ours under this interpreter, the anchors under the venv at
+``BENCH_ANCHOR_PYTHON``, default /work/.venvs/bench-anchors, which holds crowd-kit and choix), so peak RSS
+is per job. Seconds time the fit only, not loading: ours and krippendorff median of 3 (or ``--repeat``), crowd-kit
+and choix median of ``--repeat`` (default 1). Accuracy is against gold over
+the gold tasks that have answers; for pairwise data it is Spearman's rho against the true scores.
+
+``--quick`` runs the four datasets of the data README's table, DS/MV on the 1M synthetic labels and BT on
+200k comparisons, and skips anchors known to take minutes. Without ``--slow-anchors`` crowd-kit GLAD/MACE
+run only on sets under 30k labels and the data README's measured anchor numbers stand in for the 1M runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUR_METHODS = ("mv", "wawa", "ds", "onecoin_ds", "glad", "mace")
+CK_NAMES = {"mv": "MajorityVote", "wawa": "Wawa", "ds": "DawidSkene", "onecoin_ds": "OneCoinDawidSkene",
+            "glad": "GLAD", "mace": "MACE", "bt": "BradleyTerry", "noisy_bt": "NoisyBradleyTerry"}
+QUICK_SETS = ("d_Duck_Identification", "d_jn_product", "s4_Dog_data", "s4_Face_Sentiment_Identification")
+README_ANCHOR_1M = {"glad": (0.915, 936.0, 1500.0), "mace": (0.923, 294.0, None)}  # acc, s, MB (data README)
+
+
+# -- jobs (run inside a subprocess) ----------------------------------------------------------------------
+def _load(dataset: str, quick: bool) -> tuple[Any, Any]:
+    from bench import _common as c
+
+    if dataset == "synthetic_1M":
+        return c.synthetic_labels()
+    if dataset.startswith("pairs_"):
+        n = 200_000 if dataset == "pairs_200k" else 1_000_000
+        return c.synthetic_pairs(n_pairs=n)
+    return c.load_truth(dataset)
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    from bench import _common as c
+
+    df, truth = _load(job["dataset"], job.get("quick", False))
+    side, method, repeat = job["side"], job["method"], job.get("repeat", 1)
+    out: dict[str, Any] = {}
+    if method == "alpha":
+        import numpy as np
+        import pandas as pd
+
+        if side == "ours":
+            from service.aggregation import krippendorff_alpha
+
+            val, secs = c.timed(lambda: krippendorff_alpha(df, "nominal"), repeat)
+        else:
+            import krippendorff
+
+            vc = pd.crosstab(df["task"], df["label"]).to_numpy()  # prep not timed: favours the anchor
+
+            def anchor() -> float:
+                return float(krippendorff.alpha(value_counts=vc, level_of_measurement="nominal"))
+
+            val, secs = c.timed(anchor, repeat)
+        out = {"value": float(val), "seconds": secs}
+        del np
+    elif method in ("bt", "noisy_bt", "choix_ilsr"):
+        from scipy.stats import spearmanr
+
+        if side == "ours":
+            from service.aggregation import BradleyTerry, NoisyBradleyTerry
+
+            model = BradleyTerry() if method == "bt" else NoisyBradleyTerry()
+            scores, secs = c.timed(lambda: model.fit(df).scores_, repeat)
+        elif method == "choix_ilsr":
+            import choix
+            import numpy as np
+            import pandas as pd
+
+            items = pd.Index(sorted(set(df["left"]) | set(df["right"])))
+            li, ri = items.get_indexer(df["left"]), items.get_indexer(df["right"])
+            lw = (df["winner"] == "left").to_numpy()
+            data = np.column_stack([np.where(lw, li, ri), np.where(lw, ri, li)])
+            params, secs = c.timed(lambda: choix.ilsr_pairwise(len(items), data, alpha=1e-4), repeat)
+            scores = pd.Series(params, index=items)
+        else:
+            import crowdkit.aggregation as ck
+
+            ckdf = df.assign(label=df["left"].where(df["winner"] == "left", df["right"]))[
+                ["worker", "left", "right", "label"]]
+            model = getattr(ck, CK_NAMES[method])(n_iter=100) if method == "bt" else getattr(ck, CK_NAMES[method])()
+            scores, secs = c.timed(lambda: model.fit(ckdf).scores_, repeat)
+        rho = spearmanr(scores.reindex(truth.index).to_numpy(), truth.to_numpy(), nan_policy="omit")[0]
+        out = {"accuracy": float(rho), "seconds": secs}
+    elif method == "ds_incremental":
+        import numpy as np
+
+        from service.aggregation import DawidSkene
+
+        cut = int(len(df) * 0.9)
+        base, new = df.iloc[:cut], df.iloc[cut:]
+        model = DawidSkene().fit(base)
+        _, secs = c.timed(lambda: model.partial_fit(new), 1)
+        full, full_secs = c.timed(lambda: DawidSkene().fit(df), 1)
+        agree = float(np.mean(model.labels_.reindex(full.labels_.index) == full.labels_))
+        out = {"accuracy": c.accuracy(model.labels_, truth), "seconds": secs,
+               "anchor_accuracy": c.accuracy(full.labels_, truth), "anchor_seconds": full_secs,
+               "note": f"vs full refit; labels agree {agree:.4f}"}
+    else:
+        if side == "ours":
+            from service.aggregation import METHODS
+
+            model = METHODS[method]()
+            labels, secs = c.timed(lambda: model.fit(df).labels_, repeat)
+        else:
+            import warnings
+
+            import crowdkit.aggregation as ck
+
+            warnings.filterwarnings("ignore")
+            model = getattr(ck, CK_NAMES[method])()
+            labels, secs = c.timed(lambda: model.fit_predict(df), repeat)
+        out = {"accuracy": c.accuracy(labels, truth), "seconds": secs}
+    out["peak_mb"] = c.peak_rss_mb()
+    return out
+
+
+def _spawn(python: str, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    try:
+        proc = subprocess.run([python, "-m", "bench.aggregation", "--job", json.dumps(job)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f}s"}
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc={proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- plan and report -------------------------------------------------------------------------------------
+def plan(quick: bool, slow_anchors: bool) -> list[tuple[str, str, bool]]:
+    """(dataset, method, run_anchor) rows."""
+    from bench import _common as c
+
+    sizes = __import__("pandas").read_csv(c.TRUTH / "summary.csv").set_index("name")["labels"]
+    rows: list[tuple[str, str, bool]] = []
+    sets = QUICK_SETS if quick else tuple(c.categorical_datasets())
+    for ds in sets:
+        for m in OUR_METHODS:
+            slow = m in ("glad", "mace") and sizes[ds] > 30_000
+            if quick and m in ("glad", "mace") and ds == "d_jn_product":
+                slow = True
+            rows.append((ds, m, slow_anchors or not slow))
+        rows.append((ds, "alpha", True))
+    rows += [("synthetic_1M", m, True) for m in (("mv", "ds") if quick else ("mv", "wawa", "ds", "onecoin_ds"))]
+    if not quick:
+        rows += [("synthetic_1M", m, slow_anchors) for m in ("glad", "mace")]
+    rows += [("synthetic_1M", "alpha", True), ("synthetic_1M", "ds_incremental", False)]
+    pairs = "pairs_200k" if quick else "pairs_1M"
+    rows += [(pairs, "bt", True), (pairs, "noisy_bt", not quick), (pairs, "choix_ilsr", True)]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print JSON rows instead of the table")
+    ap.add_argument("--slow-anchors", action="store_true", help="also run anchors that take minutes")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=1200)
+    ap.add_argument("--job", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.job:
+        print(json.dumps(run_job(json.loads(args.job))))
+        return 0
+    from bench import _common as c
+
+    anchor_py = c.anchor_python()
+    results = []
+    for ds, method, run_anchor in plan(args.quick, args.slow_anchors):
+        job = {"dataset": ds, "method": method, "repeat": args.repeat, "quick": args.quick}
+        mine = {**job, "side": "ours", "repeat": max(3, args.repeat)}
+        ours = _spawn(sys.executable, mine if method != "choix_ilsr" else {**mine, "method": "bt"}, args.timeout)
+        if method == "ds_incremental":
+            anchor = {"accuracy": ours.get("anchor_accuracy"), "seconds": ours.get("anchor_seconds"),
+                      "source": "our full refit"}
+        elif method == "alpha":
+            anchor = _spawn(sys.executable, {**job, "side": "anchor", "repeat": max(3, args.repeat)}, args.timeout)
+            anchor["source"] = "krippendorff 0.9 (value_counts given)"
+        elif run_anchor and anchor_py:
+            src = "choix" if method == "choix_ilsr" else "crowd-kit 1.4.2"
+            anchor = _spawn(anchor_py, {**job, "side": "anchor"}, args.timeout) | {"source": src}
+        elif ds == "synthetic_1M" and method in README_ANCHOR_1M:
+            a, s, mb = README_ANCHOR_1M[method]
+            anchor = {"accuracy": a, "seconds": s, "peak_mb": mb, "source": "data README (not run)"}
+        else:
+            anchor = {"source": "skipped (slow)" if anchor_py else "no anchor venv"}
+        row = {"dataset": ds, "method": method, "ours": ours, "anchor": anchor}
+        if ours.get("seconds") and anchor.get("seconds"):
+            row["speedup"] = anchor["seconds"] / max(ours["seconds"], 1e-9)
+        results.append(row)
+        if not args.json:
+            print(_fmt(row), flush=True)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    return 0
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    o, a = row["ours"], row["anchor"]
+
+    def num(d: dict[str, Any], k: str, f: str) -> str:
+        v = d.get(k)
+        return format(v, f) if isinstance(v, (int, float)) else "-"
+
+    key = "value" if row["method"] == "alpha" else "accuracy"
+    sp = f"{row['speedup']:.1f}x" if "speedup" in row else "-"
+    err = o.get("error") or a.get("error") or ""
+    return (f"{row['dataset'][:30]:30} {row['method']:14} ours {num(o, key, '.4f'):>7} anchor {num(a, key, '.4f'):>7}"
+            f"  {num(o, 'seconds', '.3f'):>8}s {num(a, 'seconds', '.3f'):>8}s {sp:>7}"
+            f"  {num(o, 'peak_mb', '.0f'):>5}MB {num(a, 'peak_mb', '.0f'):>5}MB  {a.get('source', '')} {err}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
