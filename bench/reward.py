@@ -118,18 +118,23 @@ def side_trl(a: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mb": _rss_mb(), "trl": trl.__version__}
 
 
-def _simulate_raters(n: int, seed: int, k: int = 5) -> pd.DataFrame:
+def _simulate_raters(n: int, seed: int, k: int = 5) -> tuple[pd.DataFrame, np.ndarray]:
     """``k`` raters per pair from a pool of 40: 40% careful (acc .85), 30% hasty (.65), 30% spammers (.5).
 
-    Truth is the dataset's label (chosen better). Returns long rows task, worker, label (1: chosen better).
+    Truth is the dataset's label (chosen better). Each pair is shown with a random side order (``swap``), as
+    a vendor would, so the aggregators see balanced classes. Rows: task, worker, label (1: the side shown
+    first is better).
     """
     rng = np.random.default_rng(seed)
     pool = 40
     acc = np.concatenate([np.full(16, 0.85), np.full(12, 0.65), np.full(12, 0.5)])
     workers = np.argsort(rng.random((n, pool)), axis=1)[:, :k]
+    swap = rng.random(n) < 0.5
     right = rng.random((n, k)) < acc[workers]
-    return pd.DataFrame({"task": np.repeat(np.arange(n), k), "worker": workers.ravel(),
-                         "label": right.ravel().astype(int)})
+    first_better = np.where(right, ~swap[:, None], swap[:, None])
+    long = pd.DataFrame({"task": np.repeat(np.arange(n), k), "worker": workers.ravel(),
+                         "label": first_better.ravel().astype(int)})
+    return long, swap
 
 
 def _one_coin_posterior(long: pd.DataFrame, n: int, iters: int = 50) -> np.ndarray:
@@ -164,11 +169,14 @@ def side_noisy(a: dict[str, Any]) -> dict[str, Any]:
         soft_name = "one-coin EM (bench fallback)"
     rows: dict[str, list[tuple[float, float]]] = {}
     for seed in range(a["seeds"]):
-        long = _simulate_raters(n, seed)
-        first = long.groupby("task")["label"].first().to_numpy().astype(float)
-        mv = (long.groupby("task")["label"].mean().to_numpy() > 0.5).astype(float)
-        labels = {"gold (dataset label)": np.ones(n), "Dawid-Skene soft": soft(long),
-                  "majority vote (hard)": mv, "one rater (hard)": first}
+        long, swap = _simulate_raters(n, seed)
+        unswap = lambda p_first: np.where(swap, 1.0 - p_first, p_first)  # noqa: E731  P(chosen better)
+        first = unswap(long.groupby("task")["label"].first().to_numpy().astype(float))
+        mv = unswap((long.groupby("task")["label"].mean().to_numpy() > 0.5).astype(float))
+        ds = unswap(soft(long))
+        labels = {"gold (dataset label)": np.ones(n), "Dawid-Skene soft": ds,
+                  "Dawid-Skene hard": (ds > 0.5).astype(float), "majority vote (hard)": mv,
+                  "one rater (hard)": first}
         for name, w in labels.items():
             cfg = RewardConfig(mode="frozen", backbone="minilm", max_length=COMMON["max_length"],
                                batch_size=COMMON["batch_size"], seed=seed, num_threads=COMMON["threads"],

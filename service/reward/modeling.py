@@ -157,8 +157,8 @@ def encode_texts(tokenizer: Any, prompts: list[str], responses: list[str], max_l
     Encoders get ``[CLS] prompt [SEP] response [SEP]``; decoders ``[BOS] prompt response EOS``.
     """
     uniq = list(dict.fromkeys(prompts))
-    p_tok = dict(zip(uniq, tokenizer(uniq, add_special_tokens=False)["input_ids"]))
-    r_ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+    p_tok = dict(zip(uniq, tokenizer(uniq, add_special_tokens=False, verbose=False)["input_ids"]))
+    r_ids = tokenizer(list(responses), add_special_tokens=False, verbose=False)["input_ids"]
     if decoder:
         eos = tokenizer.eos_token_id
         if eos is None:

@@ -21,7 +21,7 @@ from .dataset import normalize_pairs, pairs_hash
 from .frozen import train_frozen
 from .loop import predict_rewards, train_full
 from .metrics import pairwise_metrics
-from .modeling import RewardModel, encode_texts, load_backbone, minilm_path
+from .modeling import EncodedPairs, RewardModel, encode_texts, load_backbone, minilm_path
 from .runtime import seed_everything, setup_runtime
 
 __all__ = ["train_reward_model"]
@@ -74,8 +74,6 @@ def train_reward_model(config: RewardConfig, train_df: pd.DataFrame, eval_df: pd
                              decoder=dec)
         stats = train_full(model, cfg, rt, train, enc_c, enc_r, out_dir, progress)
         sample = np.random.default_rng(cfg.seed).permutation(len(train))[:NORM_SAMPLE]
-        from .modeling import EncodedPairs
-
         train_rewards = predict_rewards(
             model, EncodedPairs([enc_c.ids[i] for i in sample] + [enc_r.ids[i] for i in sample]), rt,
             cfg.embed_batch_size)
