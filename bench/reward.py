@@ -57,7 +57,7 @@ def side_ours(a: dict[str, Any]) -> dict[str, Any]:
                        batch_size=COMMON["batch_size"], seed=COMMON["seed"], num_threads=COMMON["threads"],
                        learning_rate=COMMON["learning_rate"] if a["mode"] == "full" else None,
                        weight_decay=0.0, epochs=1 if a["mode"] == "full" else None, max_steps=a.get("steps"),
-                       mixed_precision="bf16" if a["precision"] == "bf16" else "no",
+                       mixed_precision={"bf16": "bf16", "fp32": "no"}.get(a["precision"], "auto"),
                        cache_dir=a.get("cache_dir"))
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
@@ -180,7 +180,7 @@ def side_noisy(a: dict[str, Any]) -> dict[str, Any]:
         for name, w in labels.items():
             cfg = RewardConfig(mode="frozen", backbone="minilm", max_length=COMMON["max_length"],
                                batch_size=COMMON["batch_size"], seed=seed, num_threads=COMMON["threads"],
-                               cache_dir=a["cache_dir"], mixed_precision="bf16")
+                               cache_dir=a["cache_dir"])
             with tempfile.TemporaryDirectory() as out:
                 res = train_reward_model(cfg, train.assign(weight=w), test, Path(out))
             label_acc = float(np.mean(np.where(w > 0.5, 1.0, np.where(w < 0.5, 0.0, 0.5))))
@@ -211,10 +211,12 @@ def _run_side(python: str, side: str, args: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="25 steps per full-mode side, 100 test pairs")
+    p.add_argument("--quick", action="store_true",
+                   help="25 steps per full-mode side, 100 test pairs, bf16 only, 450-pair frozen/noisy rows")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--skip-trl", action="store_true")
-    p.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
+    p.add_argument("--precision", choices=["fp32", "bf16", "both"], default=None,
+                   help="full fine-tune precision rows (default: bf16 with --quick, else both)")
     p.add_argument("--side", help=argparse.SUPPRESS)
     p.add_argument("--side-args", help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
@@ -222,27 +224,30 @@ def main(argv: list[str] | None = None) -> None:
         print("RESULT " + json.dumps(SIDES[ns.side](json.loads(ns.side_args))), flush=True)
         return
     steps, n_test = (25, 100) if ns.quick else (None, 500)
-    precisions = ["fp32", "bf16"] if ns.precision == "both" else [ns.precision]
+    precision = ns.precision or ("bf16" if ns.quick else "both")
+    precisions = ["fp32", "bf16"] if precision == "both" else [precision]
     have_trl = not ns.skip_trl and Path(TRL_PYTHON).exists()
     res: dict[str, Any] = {"config": {**COMMON, "steps": steps or "1 epoch (1812 pairs)", "n_test": n_test,
                                       "load_before": os.getloadavg()[0]}}
     with tempfile.TemporaryDirectory() as cache:
-        for prec in precisions:
+        for prec in precisions:  # ours and TRL back to back, per precision, to share the machine's load
             base = {"mode": "full", "n_train": None, "n_test": n_test, "steps": steps, "precision": prec}
             res[f"full_{prec}_ours"] = _run_side(sys.executable, "ours", base)
             if have_trl:
                 res[f"full_{prec}_trl"] = _run_side(TRL_PYTHON, "trl", base)
-        cold = Path(cache) / "demo"
-        res["demo_frozen_cold"] = _run_side(sys.executable, "ours", {
-            "mode": "frozen", "n_train": 450, "n_test": 100, "precision": "bf16", "cache_dir": str(cold)})
-        res["demo_frozen_warm"] = _run_side(sys.executable, "ours", {
-            "mode": "frozen", "n_train": 450, "n_test": 100, "precision": "bf16", "cache_dir": str(cold)})
+        demo = {"mode": "frozen", "n_train": 450, "n_test": 100, "precision": "auto",
+                "cache_dir": str(Path(cache) / "demo")}
+        res["demo_frozen_cold"] = _run_side(sys.executable, "ours", demo)
+        res["demo_frozen_warm"] = _run_side(sys.executable, "ours", demo)
         shared = str(Path(cache) / "noisy")
-        n_noisy = 450 if ns.quick else None
-        res["frozen_ours"] = _run_side(sys.executable, "ours", {
-            "mode": "frozen", "n_train": n_noisy, "n_test": n_test, "precision": "bf16", "cache_dir": shared})
+        if ns.quick:  # the demo-size run is the frozen row
+            res["frozen_ours"] = res["demo_frozen_cold"]
+        else:
+            res["frozen_ours"] = _run_side(sys.executable, "ours", {
+                "mode": "frozen", "n_train": None, "n_test": n_test, "precision": "auto", "cache_dir": shared})
         res["noisy"] = _run_side(sys.executable, "noisy", {
-            "n_train": n_noisy, "n_test": n_test, "seeds": 2 if ns.quick else 3, "cache_dir": shared})
+            "n_train": 450 if ns.quick else None, "n_test": n_test, "seeds": 2 if ns.quick else 3,
+            "cache_dir": str(Path(cache) / "demo") if ns.quick else shared})
     res["config"]["load_after"] = os.getloadavg()[0]
     _ratios(res, precisions)
     if ns.json:

@@ -37,6 +37,8 @@ __all__ = [
     "VendorBatchRef",
     "VendorBatchStatus",
     "VendorJudgment",
+    "WebhookEvent",
+    "WebhookReceiver",
     "response_letter",
     "valid_label",
 ]
@@ -192,4 +194,34 @@ class Connector(Protocol):
 
     def cancel(self, ref: VendorBatchRef) -> None:
         """Stop the batch. Cancelling twice, or a finished batch, is not an error."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A vendor's callback, verified. It is a hint to poll ``vendor_batch_id`` soon, never a result.
+
+    ``vendor_batch_id`` may be None when the payload names only a task (the domain then maps
+    ``vendor_task_id`` back to a batch, or polls every open batch of that vendor). ``event_id`` is the
+    vendor's delivery id where it sends one, for de-duplicating re-deliveries.
+    """
+
+    vendor: str
+    kind: str
+    vendor_batch_id: str | None = None
+    vendor_task_id: str | None = None
+    event_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class WebhookReceiver(Protocol):
+    """Optional sixth verb, for connectors whose vendor calls back (Scale, Toloka, Argilla, ...).
+
+    ``parse_webhook`` verifies the delivery the vendor's way (constant time; timestamp tolerance
+    where the vendor signs one) and raises ``connectors.errors.WebhookRejected`` when it does not
+    verify. A webhook never replaces polling: the domain answers an event by polling the batch.
+    """
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         ...

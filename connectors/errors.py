@@ -9,6 +9,7 @@ lowest layer, so that connectors can raise it without importing ``service``.
         VendorRejected      other 4xx, validation                  fix the input
         UnknownVendor       nobody registered that name
         DuplicateVendor     a name registered twice
+        WebhookRejected     a callback whose signature/secret/timestamp did not verify
 
 ``service/errors.py`` extends the tree with the domain's own errors.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "VendorAuthError",
     "VendorRejected",
     "VendorUnavailable",
+    "WebhookRejected",
 ]
 
 
@@ -71,3 +73,9 @@ class UnknownVendor(ConnectorError):
 
 class DuplicateVendor(ConnectorError):
     code = "duplicate_vendor"
+
+
+class WebhookRejected(ConnectorError):
+    """A callback that did not verify; answer it 401 and do not act on it."""
+
+    code = "webhook_rejected"

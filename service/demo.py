@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,10 +221,19 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[di
     stages: dict[str, float] = {}
     run_dir.mkdir(parents=True, exist_ok=True)
     services = Services(settings, run_dir)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM set a flag that the loop checks: a KeyboardInterrupt raised inside a
+    # finalizer would be swallowed by Python ("Exception ignored in ...") and the demo would go on
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def check_stop() -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+
     try:
         migrate(settings.resolved_database_url)
         vendor_url, env = services.start(options.faults)
+        check_stop()
         os.environ.update(env)  # this process publishes to the same broker and vendor as the worker
         get_settings.cache_clear()
         from workers.app import app, configure
@@ -245,6 +255,7 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[di
         stages["campaign_created"] = time.monotonic() - started
         deadline = started + options.timeout_s
         while True:
+            check_stop()
             state = _snapshot(settings.resolved_database_url, campaign_id)
             now = time.monotonic() - started
             if state["submitted"] == state["batches"] and "all_batches_submitted" not in stages:
@@ -261,12 +272,9 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[di
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the demo did not finish within {options.timeout_s:.0f}s (at {state}); "
                                    f"logs in {run_dir}")
-            time.sleep(0.5)
+            stop.wait(0.5)
         return _summary(settings, campaign_id, vendor_url, stages, options, started)
     finally:
         services.stop()
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

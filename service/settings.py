@@ -67,12 +67,29 @@ class Settings(BaseSettings):
 
     # vendors
     simulated: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="http://127.0.0.1:8765"))
+    label_studio: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="http://127.0.0.1:18089"))
+    scale: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://api.scale.com/v1"))
+    appen: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://api.appen.com/v1"))
+    surge: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://app.surgehq.ai/api"))
+    toloka: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://toloka.dev/api/v1"))
+    mturk: VendorSettings = Field(default_factory=lambda: VendorSettings(
+        base_url="https://mturk-requester-sandbox.us-east-1.amazonaws.com"))
+    prolific: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://api.prolific.com/api/v1"))
+    argilla: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="http://127.0.0.1:6900"))
+    file: VendorSettings = Field(default_factory=lambda: VendorSettings(reward_per_judgment=0.0))
+    model: VendorSettings = Field(default_factory=lambda: VendorSettings(reward_per_judgment=0.0))
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_prod(self) -> Settings:
         if self.env == "prod":
-            for name in ("simulated",):
-                if getattr(self, name).api_key.get_secret_value() == DEV_PLACEHOLDER:
+            # a vendor section counts once it is configured (base_url changed or options given); the
+            # defaults of vendors nobody uses must not stop a prod start
+            for name in ("simulated", "label_studio", "scale", "appen", "surge", "toloka", "mturk", "prolific",
+                         "argilla"):
+                section = getattr(self, name)
+                default = type(self).model_fields[name].default_factory()  # type: ignore[misc]
+                in_use = name == "simulated" or section.base_url != default.base_url or bool(section.options)
+                if in_use and section.api_key.get_secret_value() == DEV_PLACEHOLDER:
                     raise ValueError(f"CROWDBRIDGE_{name.upper()}__API_KEY is a placeholder; set a real key in prod")
         return self
 

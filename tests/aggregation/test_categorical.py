@@ -82,9 +82,15 @@ def test_dawid_skene_learns_an_inverted_rater() -> None:
     flip = {"a": "b", "b": "a"}
     df = rows(*[(t, "w1", y) for t, y in zip(tasks, truth)], *[(t, "w2", y) for t, y in zip(tasks, truth)],
               *[(t, "w3", flip[y]) for t, y in zip(tasks, truth)], ("t6", "w3", "a"))
-    ds = DawidSkene().fit(df)
+    ds = DawidSkene(prior=0).fit(df)
     assert ds.labels_["t6"] == "b"
     assert ds.errors_.loc[("w3", "a"), "b"] > 0.99
+    assert ds.loss_history_ == sorted(ds.loss_history_)
+    # MAP (default prior 1, 0.7 of it on the diagonal): w3's column "b" holds <= 4 answers "a" (t1, t3, t5
+    # and t6 once t6 is "b") plus one pseudo-answer, 0.3 of it on "a": P(a | b) <= (4 + 0.3) / 5 = 0.86.
+    ds = DawidSkene().fit(df)
+    assert ds.labels_["t6"] == "b"
+    assert 0.8 < ds.errors_.loc[("w3", "a"), "b"] <= 0.86 + 1e-9
     assert ds.loss_history_ == sorted(ds.loss_history_)
 
 

@@ -29,7 +29,7 @@ def synthetic_pairs(n: int, seed: int = 0) -> pd.DataFrame:
 
 def tiny_config(**overrides: object) -> RewardConfig:
     base: dict[str, object] = dict(backbone="tiny-bert", max_length=48, batch_size=8, seed=0,
-                                   mixed_precision="no", num_threads=2, logging_steps=5)
+                                   mixed_precision="no", num_threads=1, logging_steps=5)
     base.update(overrides)
     return RewardConfig(**base)  # type: ignore[arg-type]
 

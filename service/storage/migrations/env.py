@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import service.storage.models  # noqa: F401  (registers the tables)
+import service.storage.models_api  # noqa: F401  (the service API's tables)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,0 +1,1 @@
+"""crowdbridge service: domain, storage, numerics, training, API and CLI."""
