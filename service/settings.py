@@ -61,6 +61,7 @@ class Settings(BaseSettings):
 
     # reconciliation and retraining
     contested_threshold: float = Field(0.7, gt=0, le=1, description="consensus confidence below this is contested")
+    retrain_enabled: bool = Field(True, description="apply the retraining policy after each reconciliation")
     retrain_min_new_pairs: int = Field(200, ge=1, description="retrain once this many new reconciled pairs exist")
     reward_backbone: str = Field("minilm", description="minilm | tiny-bert | a local model dir")
     reward_mode: str = Field("frozen", description="frozen | full")
@@ -71,7 +72,7 @@ class Settings(BaseSettings):
     scale: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://api.scale.com/v1"))
     appen: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://api.appen.com/v1"))
     surge: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://app.surgehq.ai/api"))
-    toloka: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://toloka.dev/api/v1"))
+    toloka: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://toloka.dev/api"))
     mturk: VendorSettings = Field(default_factory=lambda: VendorSettings(
         base_url="https://mturk-requester-sandbox.us-east-1.amazonaws.com"))
     prolific: VendorSettings = Field(default_factory=lambda: VendorSettings(base_url="https://api.prolific.com/api/v1"))

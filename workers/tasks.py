@@ -42,16 +42,18 @@ def push_batch(self: Task, batch_id: str) -> str:
 @app.task(name="workers.vendor.poll_open_batches")
 def poll_open_batches() -> int:
     with _session() as session:
-        due = ingest.due_batches(session)
+        due = ingest.due_batches(session, get_settings())
     for batch_id in due:
-        poll_batch.delay(str(batch_id))
+        poll_batch.delay(str(batch_id), True)
     return len(due)
 
 
 @app.task(name="workers.vendor.poll_batch")
-def poll_batch(batch_id: str) -> str:
+def poll_batch(batch_id: str, claimed: bool = False) -> str:
+    """``claimed``: sent by poll_open_batches, which already judged the batch due (and pushed its
+    next poll out); otherwise (a webhook hint) a wait the vendor asked for is respected."""
     with _session() as session:
-        result = ingest.sync_batch(session, get_settings(), batch_id)
+        result = ingest.sync_batch(session, get_settings(), batch_id, force=claimed)
     if result.outcome == "completed":
         relay_outbox()
     return result.outcome

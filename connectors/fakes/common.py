@@ -224,3 +224,28 @@ def serve_in_thread(app: FastAPI, vendor: FakeVendor, *, ticker: Callable[[], No
         stop_ticker.set()
         running.stop()
         sock.close()
+
+
+@dataclass
+class Work:
+    """One rater's answer on one task; visible once ``due`` has passed (unless withdrawn first)."""
+
+    id: str
+    task_id: str
+    rater: str
+    label: str  # canonical
+    created: float
+    due: float
+    withdrawn: bool = False
+
+    def done(self, now: float) -> bool:
+        return not self.withdrawn and self.due <= now
+
+
+def plan_work(vendor: FakeVendor, task_id: str, kind: str, n_responses: int, overlap: int, *,
+              scale: int = 5, start: float | None = None, id_prefix: str = "") -> list[Work]:
+    start = time.time() if start is None else start
+    return [Work(id=f"{id_prefix}{hashlib.sha256(f'{task_id}/{r}'.encode()).hexdigest()[:20]}", task_id=task_id,
+                 rater=r, label=canonical_answer(kind, n_responses, task_id, r, scale), created=start,
+                 due=vendor.crowd.due(start, task_id, r))
+            for r in vendor.crowd.raters_for(task_id, overlap)]

@@ -16,7 +16,9 @@ frequencies would reach, below 0 is systematic disagreement. Krippendorff sugges
 Preconditions: at least two distinct values, two raters, and one task with two answers. For ordinal
 levels give ``order`` unless the labels are numbers; interval and ratio need numeric labels.
 
-The work is one sparse (tasks x values) count matrix and a ``V x V`` product: O(rows + V²).
+The work is one ``np.bincount`` into a dense (tasks x values) count matrix and a ``(V x T) @ (T x V)``
+product: O(rows + T·V²). ``krippendorff_alpha_from_counts`` starts from such a matrix, as the
+``krippendorff`` package's ``value_counts=`` does.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from ._data import check_frame, factorize
 from .errors import AggregationInputError
 
-__all__ = ["Level", "krippendorff_alpha", "krippendorff_alpha_ci", "value_counts_matrix"]
+__all__ = ["Level", "krippendorff_alpha", "krippendorff_alpha_ci", "krippendorff_alpha_from_counts",
+           "value_counts_matrix"]
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 _LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -39,14 +41,19 @@ _LEVELS = ("nominal", "ordinal", "interval", "ratio")
 
 def value_counts_matrix(
     df: pd.DataFrame, *, level: Level = "nominal", order: Sequence[Any] | None = None
-) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """Validated (tasks x values) sparse count matrix and the value domain (numbers unless nominal)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated dense (tasks x values) count matrix and the value domain (numbers unless nominal).
+
+    Built with one ``np.bincount`` over integer codes; tasks are coded in order of appearance (α does not
+    depend on the order of tasks), values in sorted order (the order matters for ordinal distances).
+    """
     if level not in _LEVELS:
         raise AggregationInputError(f"level must be one of {', '.join(_LEVELS)}; got {level!r}", field="level")
     check_frame(df, ("task", "worker", "label"), what="ratings")
-    if df["worker"].nunique() < 2:
+    workers = df["worker"].to_numpy()
+    if not (workers != workers[0]).any():  # cheaper than nunique() on a million strings
         raise AggregationInputError("agreement needs at least two distinct raters (column 'worker')", field="worker")
-    t, tasks = factorize(df["task"], "task")
+    t, tasks = pd.factorize(df["task"], sort=False)
     labels = df["label"]
     if order is not None:
         domain_index = pd.Index(list(order))
@@ -62,11 +69,9 @@ def value_counts_matrix(
             labels = pd.Series(_numeric(labels, level), index=labels.index)
         v, uniq = factorize(labels, "label")
         domain = uniq.to_numpy(float) if level != "nominal" else np.arange(len(uniq), dtype=float)
-    counts = sparse.csr_matrix(
-        (np.ones(len(t)), (t, v)), shape=(len(tasks), len(domain))
-    )
-    counts.sum_duplicates()
-    return counts, domain
+    n_v = len(domain)
+    counts = np.bincount(t.astype(np.int64) * n_v + v, minlength=len(tasks) * n_v).reshape(len(tasks), n_v)
+    return counts.astype(float), domain
 
 
 def _numeric(labels: pd.Series, level: str) -> np.ndarray:
@@ -96,18 +101,19 @@ def _distance(level: str, domain: np.ndarray, n_v: np.ndarray) -> np.ndarray:
     return (between - (n_v[:, None] + n_v[None, :]) / 2.0) ** 2
 
 
-def _alpha_from_counts(counts: sparse.csr_matrix, domain: np.ndarray, level: str) -> float:
-    m = np.asarray(counts.sum(axis=1)).ravel()
-    if (m <= 1).all():
+def _alpha_from_counts(counts: np.ndarray, domain: np.ndarray, level: str) -> float:
+    m = counts.sum(axis=1)
+    paired = m >= 2
+    if not paired.any():
         raise AggregationInputError(
             "no task has two or more answers, so agreement is undefined: collect overlapping labels", field="task"
         )
     if len(domain) <= 1:
         raise AggregationInputError("only one distinct label: α needs at least two values", field="label")
-    wgt = 1.0 / (np.maximum(m, 2) - 1.0)
-    scaled = sparse.diags(wgt) @ counts
-    o = np.asarray((counts.T @ scaled).todense())
-    o -= np.diag(np.asarray(scaled.sum(axis=0)).ravel())
+    c = counts[paired] if not paired.all() else counts
+    scaled = c / (m[paired] - 1.0)[:, None]
+    o = c.T @ scaled  # coincidences: sum_u n_uc n_uk / (m_u - 1) ...
+    o[np.diag_indices_from(o)] -= scaled.sum(axis=0)  # ... minus the pairs of an answer with itself
     n_v = o.sum(axis=0)
     n = n_v.sum()
     e = (np.outer(n_v, n_v) - np.diag(n_v)) / (n - 1.0)
@@ -120,6 +126,23 @@ def _alpha_from_counts(counts: sparse.csr_matrix, domain: np.ndarray, level: str
             field="label",
         )
     return float(1.0 - (o * d).sum() / expected)
+
+
+def krippendorff_alpha_from_counts(
+    value_counts: Any, level: Level = "nominal", *, values: Sequence[float] | None = None
+) -> float:
+    """α from a (tasks x values) matrix of answer counts, the ``value_counts=`` input of the ``krippendorff``
+    package. ``values`` are the numeric values of the columns (default 0, 1, 2, ...; they matter for
+    interval and ratio levels; for ordinal only their order, which is the column order, matters)."""
+    if level not in _LEVELS:
+        raise AggregationInputError(f"level must be one of {', '.join(_LEVELS)}; got {level!r}", field="level")
+    counts = np.asarray(value_counts, dtype=float)
+    if counts.ndim != 2 or (counts < 0).any() or not np.isfinite(counts).all():
+        raise AggregationInputError("value_counts must be a 2-D array of non-negative counts", field="value_counts")
+    domain = np.arange(counts.shape[1], dtype=float) if values is None else np.asarray(values, dtype=float)
+    if len(domain) != counts.shape[1]:
+        raise AggregationInputError("values must give one number per column of value_counts", field="values")
+    return _alpha_from_counts(counts, domain, level)
 
 
 def krippendorff_alpha(

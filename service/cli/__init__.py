@@ -215,3 +215,17 @@ def main() -> None:
     except ValueError as exc:  # AggregationInputError and other input errors carry a message that says what to fix
         console.print(f"[red]error[/]: {exc}")
         sys.exit(2)
+
+
+from service.cli.reconcile import agreement as _agreement, reconcile as _reconcile  # noqa: E402
+
+app.command("reconcile")(_reconcile)
+app.command("agreement")(_agreement)
+
+
+from service.cli.api import analytics, api, audit, tokens_app  # noqa: E402  (the service API's commands)
+
+app.add_typer(tokens_app, name="tokens")
+app.command("api")(api)
+app.command("audit")(audit)
+app.command("analytics")(analytics)

@@ -8,6 +8,7 @@ written to ``batch.next_poll_at``: the database schedules the next poll, not a c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -45,9 +46,17 @@ class SyncResult:
 
 def quarantine(session: Session, *, vendor: str, batch_id: uuid.UUID | None, records: list[MalformedRecord],
                source: str = "poll") -> int:
-    session.add_all([QuarantinedPayload(vendor=vendor, batch_id=batch_id, source=source, reason=r.reason,
-                                        raw=r.raw) for r in records])
-    return len(records)
+    """Keep each bad record whole with its reason; the same bytes re-delivered are kept once."""
+    if not records:
+        return 0
+    rows = {}
+    for r in records:
+        fingerprint = hashlib.sha256(f"{batch_id}|{source}|{r.raw}".encode()).hexdigest()
+        rows[fingerprint] = {"id": uuid.uuid4(), "vendor": vendor, "batch_id": batch_id, "source": source,
+                             "reason": r.reason, "raw": r.raw, "received_at": utcnow(), "fingerprint": fingerprint}
+    statement = _insert(session)(QuarantinedPayload).values(list(rows.values())).on_conflict_do_nothing(
+        index_elements=["vendor", "fingerprint"]).returning(QuarantinedPayload.__table__.c.id)
+    return len(session.execute(statement).all())
 
 
 def _insert(session: Session):  # type: ignore[no-untyped-def]
@@ -73,7 +82,8 @@ def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultP
         rows = []
         for j in page.judgments:
             item = items.get(j.item_id)
-            raw = json.dumps(j.raw, sort_keys=True, default=str)
+            raw = json.dumps(j.raw or {"id": j.vendor_judgment_id, "task_id": j.item_id, "worker_id": j.rater_id,
+                                       "answer": j.label, "submitted_at": j.submitted_at}, sort_keys=True, default=str)
             if item is None:
                 bad.append(MalformedRecord(raw=raw, reason=f"task {j.item_id!r} is not an item of batch {batch.id}"))
             elif not valid_label(campaign.kind, j.label, len(item.responses), campaign.rating_scale):
@@ -159,10 +169,19 @@ def sync_batch(session: Session, settings: Settings, batch_id: uuid.UUID | str, 
     return SyncResult(outcome, total)
 
 
-def due_batches(session: Session, *, limit: int = 200) -> list[uuid.UUID]:
-    """Submitted batches whose next poll is due; claims them for one poll interval."""
+def due_batches(session: Session, settings: Settings, *, limit: int = 200) -> list[uuid.UUID]:
+    """Submitted batches whose next poll is due, claimed (next poll pushed out) so that the next
+    beat tick does not send a second poll while this one is still in flight."""
     now = utcnow()
     query = (select(Batch).where(Batch.status == BatchStatus.submitted)
              .where((col(Batch.next_poll_at).is_(None)) | (col(Batch.next_poll_at) <= now))
              .order_by(col(Batch.next_poll_at)).limit(limit))
-    return [b.id for b in session.exec(query)]
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    due = list(session.exec(query))
+    claim = now + timedelta(seconds=max(settings.poll_interval_s * 5, 10.0))
+    for batch in due:
+        batch.next_poll_at = claim  # sync_batch sets the real next poll when it finishes
+        session.add(batch)
+    session.commit()
+    return [b.id for b in due]

@@ -1,20 +1,50 @@
-"""Reconcile a campaign: consensus per item, agreement per campaign/vendor/batch/rater,
+"""Reconcile a campaign: consensus per item, agreement per campaign/vendor/batch/rater, rater flags,
 extra judgments for contested items (adaptive overlap), then the retraining policy.
 
-The numerics live in ``service.aggregation``; this module loads rows, builds the frame,
-calls the aggregator and stores the result with the method's name and parameters.
+The numerics live in ``service.aggregation``; this module loads rows, builds the frame, calls the
+aggregators and stores the results with the method's name and parameters.
+
+Consensus rows (``ConsensusLabel``), one per item and method:
+
+- ``"auto"`` (``PRIMARY_METHOD``): the method chosen without gold by held-out likelihood of rater answers
+  among the fast methods (``AUTO_CANDIDATES``: MV, Wawa, MAP Dawid–Skene, one-coin DS, MACE). Its
+  posterior decides which items are contested. The choice, the reason and every candidate's score are in
+  the campaign's ``consensus_method`` report.
+- ``"mv"`` and ``"ds"`` (MAP Dawid–Skene), always, so callers can compare.
+
+Incremental. Reconciling runs after every completed batch. The Dawid–Skene state (each rater's expected
+confusion counts, and which batches have been folded in with how many judgments) is kept in an
+``AgreementReport`` row with ``scope="state"`` (JSON ``details``); the task posteriors are the stored "ds"
+rows. A new batch is folded in with ``DawidSkene.partial_fit``, which runs EM over the new judgments only:
+only the items and raters they reach change, and only those consensus rows are rewritten. A full refit
+runs when there is no state, every ``FULL_REFIT_EVERY`` updates, when the new judgments outnumber the folded
+ones, when gold items exist (partial fits do not pin gold), when a folded batch gained judgments, or when a
+new label appears. The auto choice is re-made at every full refit; between refits the chosen method is
+kept (MV and DS are updated incrementally, the others refit on the whole campaign, which is cheap).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from service.aggregation import fit_method, krippendorff_alpha
+from service.aggregation import (
+    AggregationResult,
+    DawidSkene,
+    fit_method,
+    fleiss_kappa,
+    krippendorff_alpha,
+    krippendorff_alpha_ci,
+    percent_agreement,
+    rater_flags,
+)
 from service.domain.campaigns import committed_cost, get_campaign, lock_campaign, plan_batches
 from service.domain.retrain import maybe_enqueue_retrain
 from service.settings import Settings
@@ -31,10 +61,14 @@ from service.storage.models import (
 )
 from service.storage.types import utcnow
 
-__all__ = ["CONSENSUS_METHODS", "PRIMARY_METHOD", "ReconcileResult", "judgments_frame", "reconcile_campaign"]
+__all__ = ["CONSENSUS_METHODS", "FULL_REFIT_EVERY", "PRIMARY_METHOD", "ReconcileResult", "judgments_frame",
+           "reconcile_campaign"]
 
-PRIMARY_METHOD = "ds"
-CONSENSUS_METHODS = ("mv", "ds")
+PRIMARY_METHOD = "auto"
+CONSENSUS_METHODS = ("mv", "ds", PRIMARY_METHOD)
+FULL_REFIT_EVERY = 8
+CI_MAX_TASKS = 5_000  # bootstrap CI on the campaign α only up to this many tasks (cost ~ n_boot refits)
+STATE_SCOPE, STATE_METRIC = "state", "ds_state"
 OPEN = (BatchStatus.pending, BatchStatus.submitting, BatchStatus.submitted)
 
 
@@ -46,45 +80,82 @@ class ReconcileResult:
     alpha: float | None
     extra_batches: int
     campaign_status: str
+    mode: str = "full"  # full | incremental
+    method: str = ""  # the method "auto" chose
+    touched_items: int = 0
 
 
 def judgments_frame(session: Session, campaign_id: uuid.UUID) -> pd.DataFrame:
     rows = session.exec(select(Judgment.item_id, Judgment.rater_id, Judgment.label, Judgment.vendor,
-                               Judgment.batch_id).where(Judgment.campaign_id == campaign_id)).all()
-    frame = pd.DataFrame(rows, columns=["task", "worker", "label", "vendor", "batch"])
+                               Judgment.batch_id, Judgment.started_at, Judgment.submitted_at)
+                        .where(Judgment.campaign_id == campaign_id)).all()
+    frame = pd.DataFrame(rows, columns=["task", "worker", "label", "vendor", "batch", "started", "submitted"])
     frame["task"] = frame["task"].astype(str)
     frame["batch"] = frame["batch"].astype(str)
-    return frame
+    secs = (pd.to_datetime(frame["submitted"], utc=True) - pd.to_datetime(frame["started"], utc=True))
+    frame["seconds"] = secs.dt.total_seconds()
+    return frame.drop(columns=["started", "submitted"])
+
+
+# -- agreement --------------------------------------------------------------------------------------------
+def _safe(fn: Any, *args: Any, **kw: Any) -> Any:
+    try:
+        value = fn(*args, **kw)
+    except ValueError:  # AggregationInputError: too few raters / overlaps / values for the metric
+        return None
+    return value
 
 
 def _alpha(frame: pd.DataFrame) -> float | None:
-    if frame["worker"].nunique() < 2 or frame["task"].nunique() < 1:
+    if frame["worker"].nunique() < 2:
         return None
-    try:
-        value = krippendorff_alpha(frame[["task", "worker", "label"]], level="nominal")
-    except ValueError:
-        return None
-    return None if pd.isna(value) else float(value)
+    value = _safe(krippendorff_alpha, frame[["task", "worker", "label"]], level="nominal")
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _scope_rows(campaign: Campaign, scope: str, key: str, part: pd.DataFrame, *,
+                ci: bool = False) -> list[AgreementReport]:
+    labels = part[["task", "worker", "label"]]
+    alpha, low, high = _alpha(part), None, None
+    if ci and alpha is not None and labels["task"].nunique() <= CI_MAX_TASKS:
+        _, low, high = _safe(krippendorff_alpha_ci, labels, n_boot=200) or (None, None, None)
+    base = {"campaign_id": campaign.id, "scope": scope, "scope_key": key, "n": len(part)}
+    two = part["worker"].nunique() >= 2
+    return [
+        AgreementReport(**base, metric="krippendorff_alpha", value=alpha, ci_low=low, ci_high=high,
+                        details={"level": "nominal", "raters": int(part["worker"].nunique())}),
+        AgreementReport(**base, metric="fleiss_kappa", value=_safe(fleiss_kappa, labels) if two else None),
+        AgreementReport(**base, metric="percent_agreement", value=_safe(percent_agreement, labels) if two else None),
+    ]
 
 
 def _agreement_rows(campaign: Campaign, frame: pd.DataFrame, labels: pd.Series,
                     auditable_batches: set[str]) -> list[AgreementReport]:
     audited = frame[frame["batch"].isin(auditable_batches)]
-    rows = [AgreementReport(campaign_id=campaign.id, scope="campaign", scope_key=str(campaign.id),
-                            metric="krippendorff_alpha", value=_alpha(audited), n=len(audited),
-                            details={"level": "nominal", "raters": int(audited["worker"].nunique())})]
-    for scope, column in (("vendor", "vendor"), ("batch", "batch")):
-        for key, part in audited.groupby(column):
-            rows.append(AgreementReport(campaign_id=campaign.id, scope=scope, scope_key=str(key),
-                                        metric="krippendorff_alpha", value=_alpha(part), n=len(part)))
+    rows = _scope_rows(campaign, "campaign", str(campaign.id), audited, ci=True)
+    for scope in ("vendor", "batch"):
+        for key, part in audited.groupby(scope):
+            rows += _scope_rows(campaign, scope, str(key), part)
+    if audited.empty:
+        return rows
     agrees = audited["label"].to_numpy() == audited["task"].map(labels).to_numpy()
     per_rater = audited.assign(agree=agrees).groupby("worker")["agree"].agg(["mean", "size"])
     rows += [AgreementReport(campaign_id=campaign.id, scope="rater", scope_key=str(worker),
                              metric="accuracy_vs_consensus", value=float(r["mean"]), n=int(r["size"]))
              for worker, r in per_rater.iterrows()]
+    cols = ["task", "worker", "label"] + (["seconds"] if audited["seconds"].notna().any() else [])
+    flags = _safe(rater_flags, audited[cols], consensus=labels)
+    if flags is not None:
+        for worker, r in flags.iterrows():
+            details = {k: (None if isinstance(v, float) and np.isnan(v) else v.item() if hasattr(v, "item") else v)
+                       for k, v in r.items()}
+            rows.append(AgreementReport(campaign_id=campaign.id, scope="rater", scope_key=str(worker),
+                                        metric="flags", value=float(bool(r["flags"])), n=int(r["n"]),
+                                        details=details))
     return rows
 
 
+# -- adaptive overlap -------------------------------------------------------------------------------------
 def _request_extra_judgments(session: Session, settings: Settings, campaign: Campaign,
                              contested: list[uuid.UUID]) -> int:
     """Contested items not already out again, within rounds and budget, go back for 2 more judgments."""
@@ -108,7 +179,87 @@ def _request_extra_judgments(session: Session, settings: Settings, campaign: Cam
                             round_no=next_round))
 
 
+# -- incremental state ------------------------------------------------------------------------------------
+def _load_state(session: Session, campaign: Campaign) -> AgreementReport | None:
+    return session.exec(select(AgreementReport).where(AgreementReport.campaign_id == campaign.id)
+                        .where(AgreementReport.scope == STATE_SCOPE)
+                        .where(AgreementReport.metric == STATE_METRIC)).first()
+
+
+def _stored_ds(session: Session, campaign: Campaign, state: dict[str, Any]) -> DawidSkene | None:
+    classes = list(state["classes"])
+    rows = session.exec(select(ConsensusLabel.item_id, ConsensusLabel.posterior)
+                        .where(ConsensusLabel.campaign_id == campaign.id)
+                        .where(ConsensusLabel.method == "ds")).all()
+    if not rows:
+        return None
+    probas = pd.DataFrame([p for _, p in rows], index=pd.Index([str(i) for i, _ in rows], name="task"))
+    probas = probas.reindex(columns=classes, fill_value=0.0).fillna(0.0)
+    k = len(classes)
+    counts = np.asarray(state["counts"], dtype=float).reshape(-1, k)
+    idx = pd.MultiIndex.from_product([state["workers"], classes], names=["worker", "label"])
+    return DawidSkene.from_state(counts=pd.DataFrame(counts, index=idx, columns=classes), probas=probas,
+                                 **state.get("params", {}))
+
+
+def _plan(frame: pd.DataFrame, state: dict[str, Any] | None, has_gold: bool) -> tuple[bool, pd.Series, str]:
+    """(incremental?, mask of new rows, why)."""
+    per_batch = frame.groupby("batch").size()
+    if state is None:
+        return False, pd.Series(True, index=frame.index), "first reconcile"
+    folded = {str(k): int(v) for k, v in state.get("folded", {}).items()}
+    new = ~frame["batch"].isin(list(folded))
+    why = ""
+    if has_gold:
+        why = "gold items present (partial fits do not pin gold)"
+    elif any(int(per_batch.get(b, 0)) != n for b, n in folded.items()):
+        why = "a folded batch changed its judgments"
+    elif not set(frame.loc[new, "label"]) <= set(state["classes"]):
+        why = "a new label appeared"
+    elif int(state.get("updates_since_full", 0)) + 1 >= FULL_REFIT_EVERY:
+        why = f"periodic full refit (every {FULL_REFIT_EVERY} updates)"
+    elif new.sum() > (~new).sum():
+        why = "new judgments outnumber the folded ones"
+    if why:
+        return False, pd.Series(True, index=frame.index), why
+    return True, new, "incremental"
+
+
+def _state_details(ds: DawidSkene, frame: pd.DataFrame, updates: int, chosen: str,
+                   selection: dict[str, Any]) -> dict[str, Any]:
+    return {"classes": [str(c) for c in ds.probas_.columns], "workers": [str(w) for w in ds.skills_.index],
+            "counts": np.round(ds.counts_, 10).ravel().tolist(), "params": ds.params(),
+            "folded": {str(k): int(v) for k, v in frame.groupby("batch").size().items()},
+            "updates_since_full": updates, "chosen": chosen, "selection": selection}
+
+
+# -- the use case -----------------------------------------------------------------------------------------
+def _consensus_rows(campaign: Campaign, method: str, result: AggregationResult, items: pd.Index,
+                    counts: pd.Series, threshold: float) -> list[ConsensusLabel]:
+    now = utcnow()
+    probas = result.probas.reindex(items)
+    conf = probas.max(axis=1)
+    labels = result.labels.reindex(items)
+    cols = [str(c) for c in probas.columns]
+    return [ConsensusLabel(campaign_id=campaign.id, item_id=uuid.UUID(task), method=method, label=str(label),
+                           confidence=float(c), posterior=dict(zip(cols, map(float, post))),
+                           n_judgments=int(counts[task]), contested=bool(c < threshold), computed_at=now)
+            for task, label, c, post in zip(items, labels.to_numpy(), conf.to_numpy(), probas.to_numpy())]
+
+
+def _delete_rows(session: Session, campaign: Campaign, method: str, items: pd.Index | None) -> None:
+    query = delete(ConsensusLabel).where(col(ConsensusLabel.campaign_id) == campaign.id) \
+        .where(col(ConsensusLabel.method) == method)
+    if items is None:
+        session.exec(query)  # type: ignore[call-overload]
+        return
+    ids = [uuid.UUID(t) for t in items]
+    for i in range(0, len(ids), 500):
+        session.exec(query.where(col(ConsensusLabel.item_id).in_(ids[i:i + 500])))  # type: ignore[call-overload]
+
+
 def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.UUID | str) -> ReconcileResult:
+    started = time.perf_counter()
     campaign = get_campaign(session, campaign_ref)
     lock_campaign(session, campaign)  # one reconcile per campaign at a time, or extra rounds double up
     frame = judgments_frame(session, campaign.id)
@@ -117,34 +268,64 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     gold = pd.Series({str(i): g for i, g in session.exec(
         select(Item.id, Item.gold).where(Item.campaign_id == campaign.id).where(col(Item.gold).is_not(None)))},
         dtype=object)
+    gold_arg = gold if len(gold) else None
+    labels_frame = frame[["task", "worker", "label"]]
     counts = frame.groupby("task").size()
-    now = utcnow()
-    session.exec(delete(ConsensusLabel).where(col(ConsensusLabel.campaign_id) == campaign.id))  # type: ignore[call-overload]
-    primary = None
-    contested: list[uuid.UUID] = []
+    state_row = _load_state(session, campaign)
+    state = state_row.details if state_row is not None else None
+    incremental, new, why = _plan(frame, state, gold_arg is not None)
+    ds: DawidSkene | None = None
+    if incremental:
+        assert state is not None
+        ds = _stored_ds(session, campaign, state)
+        if ds is None:
+            incremental, why = False, "no stored posteriors"
+    if incremental and ds is not None and state is not None:
+        ds.partial_fit(labels_frame[new.to_numpy()])
+        touched: pd.Index | None = pd.Index(frame.loc[new, "task"].unique())
+        chosen, selection = state["chosen"], dict(state.get("selection", {}))
+        updates = int(state.get("updates_since_full", 0)) + 1
+    else:
+        ds = DawidSkene().fit(labels_frame, gold=gold_arg)
+        touched = None
+        auto = fit_method("auto", labels_frame, gold=gold_arg)
+        chosen = auto.method
+        selection = {k: auto.params[k] for k in ("reason", "scores")}
+        updates = 0
+    results: dict[str, AggregationResult] = {"ds": ds.result(), "mv": fit_method("mv", labels_frame, gold=gold_arg)}
+    primary = results[chosen] if chosen in results else fit_method(chosen, labels_frame, gold=gold_arg)
+    results[PRIMARY_METHOD] = AggregationResult(method=chosen, labels=primary.labels, probas=primary.probas,
+                                                skills=primary.skills, params={**primary.params, **selection})
+    all_items = pd.Index(counts.index)
     for method in CONSENSUS_METHODS:
-        result = fit_method(method, frame[["task", "worker", "label"]], gold=gold if len(gold) else None)
-        confidence = result.probas.max(axis=1)
-        posts = result.probas.to_dict(orient="index")
-        rows = []
-        for task, label in result.labels.items():
-            conf = float(confidence[task])
-            is_contested = conf < settings.contested_threshold
-            rows.append(ConsensusLabel(campaign_id=campaign.id, item_id=uuid.UUID(task), method=method,
-                                       label=str(label), confidence=conf,
-                                       posterior={str(k): float(v) for k, v in posts[task].items()},
-                                       n_judgments=int(counts[task]), contested=is_contested, computed_at=now))
-            if method == PRIMARY_METHOD and is_contested:
-                contested.append(uuid.UUID(task))
-        session.add_all(rows)
-        if method == PRIMARY_METHOD:
-            primary = result
-    assert primary is not None
+        rewrite = touched if (touched is not None and (method != PRIMARY_METHOD or chosen in ("mv", "ds"))) \
+            else None
+        _delete_rows(session, campaign, method, rewrite)
+        session.add_all(_consensus_rows(campaign, method, results[method],
+                                        all_items if rewrite is None else rewrite, counts,
+                                        settings.contested_threshold))
+    probas = results[PRIMARY_METHOD].probas.reindex(all_items)
+    contested = [uuid.UUID(t) for t in all_items[(probas.max(axis=1) < settings.contested_threshold).to_numpy()]]
     auditable = {str(b) for b in session.exec(select(Batch.id).where(Batch.campaign_id == campaign.id)
                                               .where(Batch.auditable == True))}  # noqa: E712
-    session.exec(delete(AgreementReport).where(col(AgreementReport.campaign_id) == campaign.id))  # type: ignore[call-overload]
-    reports = _agreement_rows(campaign, frame, primary.labels, auditable)
+    session.exec(delete(AgreementReport).where(col(AgreementReport.campaign_id) == campaign.id)  # type: ignore[call-overload]
+                 .where(col(AgreementReport.scope) != STATE_SCOPE))
+    reports = _agreement_rows(campaign, frame, results[PRIMARY_METHOD].labels, auditable)
+    n_touched = len(all_items) if touched is None else len(touched)
+    reports.append(AgreementReport(
+        campaign_id=campaign.id, scope="campaign", scope_key=str(campaign.id), metric="consensus_method",
+        value=None, n=len(frame),
+        details={"chosen": chosen, **selection, "mode": "incremental" if touched is not None else "full",
+                 "why": why, "new_judgments": int(new.sum()), "touched_items": n_touched,
+                 "seconds": round(time.perf_counter() - started, 4)}))
     session.add_all(reports)
+    details = _state_details(ds, frame, updates, chosen, selection)
+    if state_row is None:
+        session.add(AgreementReport(campaign_id=campaign.id, scope=STATE_SCOPE, scope_key=str(campaign.id),
+                                    metric=STATE_METRIC, n=len(frame), details=details))
+    else:
+        state_row.details, state_row.n, state_row.computed_at = details, len(frame), utcnow()
+        session.add(state_row)
     extra = _request_extra_judgments(session, settings, campaign, contested)
     still_open = session.exec(select(Batch.id).where(Batch.campaign_id == campaign.id)
                               .where(col(Batch.status).in_(OPEN))).first()
@@ -154,6 +335,7 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     session.flush()
     maybe_enqueue_retrain(session, settings, campaign, trigger="policy")
     session.commit()
-    return ReconcileResult(items=len(primary.labels), judgments=len(frame), contested=len(contested),
-                           alpha=reports[0].value, extra_batches=extra, campaign_status=campaign.status.value)
-
+    return ReconcileResult(items=len(all_items), judgments=len(frame), contested=len(contested),
+                           alpha=reports[0].value, extra_batches=extra, campaign_status=campaign.status.value,
+                           mode="incremental" if touched is not None else "full", method=chosen,
+                           touched_items=n_touched)

@@ -88,7 +88,7 @@ def build_pairs(session: Session, campaign: Campaign) -> pd.DataFrame:
 def maybe_enqueue_retrain(session: Session, settings: Settings, campaign: Campaign, *,
                           trigger: str = "policy", force: bool = False) -> RetrainJob | None:
     """Apply the policy; returns the queued job, or None when there is nothing (new) to train on."""
-    if campaign.kind is not JudgmentKind.pairwise:
+    if campaign.kind is not JudgmentKind.pairwise or not (settings.retrain_enabled or force):
         return None
     active = session.exec(select(RetrainJob).where(RetrainJob.model_family == campaign.model_family)
                           .where(col(RetrainJob.status).in_(ACTIVE))).first()

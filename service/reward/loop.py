@@ -87,7 +87,10 @@ def train_full(model: RewardModel, cfg: RewardConfig, rt: Runtime, train_df: pd.
     assert cfg.epochs is not None and cfg.learning_rate is not None
     pad = pad_id_of(model.tokenizer)
     lengths = np.maximum(enc_c.lengths, enc_r.lengths)
-    per_epoch = math.ceil(len(train_df) / cfg.batch_size / rt.world_size)
+    # every rank must take the same number of steps (DDP all-reduces each one): leftover batches are dropped
+    per_epoch = math.ceil(len(train_df) / cfg.batch_size) // rt.world_size
+    if per_epoch < 1:
+        raise ValueError(f"{len(train_df)} pairs cannot fill one batch on each of {rt.world_size} ranks")
     total = per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, per_epoch * cfg.epochs)
     model.to(rt.device).train()
     opt = _optimizer(model, cfg, rt)

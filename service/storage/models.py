@@ -178,6 +178,11 @@ class Judgment(SQLModel, table=True):
 
 
 class QuarantinedPayload(SQLModel, table=True):
+    """A payload that could not be stored, kept whole with the reason. A re-delivery of the same
+    payload (same vendor, batch, source and bytes) is stored once: ``fingerprint`` is unique."""
+
+    __table_args__ = (UniqueConstraint("vendor", "fingerprint", name="uq_quarantine_vendor_fingerprint"),)
+
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor: str = Field(max_length=64, index=True)
     batch_id: uuid.UUID | None = Field(default=None, foreign_key="batch.id", index=True)
@@ -185,6 +190,7 @@ class QuarantinedPayload(SQLModel, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     raw: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = _now()
+    fingerprint: str = Field(max_length=64)
 
 
 class ConsensusLabel(SQLModel, table=True):

@@ -8,9 +8,11 @@ from service.aggregation import METHODS, AggregationResult, fit_method
 
 def test_exported_names_do_not_grow_by_accident() -> None:
     assert set(agg.__all__) == {
-        "AggregationInputError", "AggregationResult", "BradleyTerry", "CategoricalAggregator", "DawidSkene",
-        "GLAD", "MACE", "METHODS", "MajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene", "Wawa",
-        "fit_method", "krippendorff_alpha", "krippendorff_alpha_ci", "select_method",
+        "AggregationInputError", "AggregationResult", "Borda", "BradleyTerry", "CategoricalAggregator",
+        "DawidSkene", "GLAD", "MACE", "METHODS", "MajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene",
+        "OrdinalConsensus", "PlackettLuce", "RankedPairs", "RankingAggregator", "RaterCalibration", "Wawa",
+        "cohen_kappa_pairs", "fit_method", "fleiss_kappa", "krippendorff_alpha", "krippendorff_alpha_ci",
+        "percent_agreement", "rater_flags", "select_method",
     }
 
 

@@ -190,8 +190,10 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('raw', sa.Text(), nullable=False),
     sa.Column('received_at', service.storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['batch.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('vendor', 'fingerprint', name='uq_quarantine_vendor_fingerprint')
     )
     with op.batch_alter_table('quarantinedpayload', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantinedpayload_batch_id'), ['batch_id'], unique=False)
