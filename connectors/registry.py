@@ -30,14 +30,8 @@ BUILTINS: Mapping[str, str] = MappingProxyType(
         "simulated": "connectors.simulated.client:SimulatedConnector",
         "label_studio": "connectors.label_studio.client:LabelStudioConnector",
         "scale": "connectors.scale:ScaleConnector",
-        "appen": "connectors.appen:AppenConnector",
         "surge": "connectors.surge:SurgeConnector",
         "toloka": "connectors.toloka:TolokaConnector",
-        "mturk": "connectors.mturk:MTurkConnector",
-        "prolific": "connectors.prolific:ProlificConnector",
-        "argilla": "connectors.argilla:ArgillaConnector",
-        "file": "connectors.file:FileConnector",
-        "model": "connectors.model:ModelConnector",
     }
 )
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     contested_threshold: float = Field(0.7, gt=0, le=1, description="consensus confidence below this is contested")
     retrain_enabled: bool = Field(True, description="apply the retraining policy after each reconciliation")
     retrain_min_new_pairs: int = Field(200, ge=1, description="retrain once this many new reconciled pairs exist")
+    promote_only_if_better: bool = Field(True, description="promote a new version only if it beats the promoted one")
+    promote_min_gain: float = Field(0.0, ge=0, description="held-out accuracy gain needed to promote")
+    retrain_schedule_s: float | None = Field(None, gt=0, description="also retrain on this schedule (new pairs only)")
     reward_backbone: str = Field("minilm", description="minilm | tiny-bert | a local model dir")
     reward_mode: str = Field("frozen", description="frozen | full")
 

@@ -47,12 +47,15 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_time_limit=min(270, settings.visibility_timeout_s - 10),
         task_default_queue="default",
         task_queues=(Queue("default"), Queue("training")),
-        task_routes={"workers.training.*": {"queue": "training"}},
+        # training runs on its own queue so GPU machines can consume only that one
+        task_routes={"workers.training.train_reward_model": {"queue": "training"}},
         worker_hijack_root_logger=False,
         beat_schedule={
             "poll-open-batches": {"task": "workers.vendor.poll_open_batches", "schedule": settings.poll_interval_s},
             "relay-outbox": {"task": "workers.outbox.relay", "schedule": 1.0},
             "sweep-stuck-work": {"task": "workers.outbox.sweep", "schedule": 10.0},
+            **({"retrain-schedule": {"task": "workers.training.apply_schedule", "schedule": 60.0,
+                                     "options": {"queue": "default"}}} if settings.retrain_schedule_s else {}),
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
         task_serializer="json",

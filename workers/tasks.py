@@ -75,6 +75,16 @@ def train_reward_model(job_id: str) -> dict[str, Any]:
     return {"status": outcome.status, "version": outcome.model_version}
 
 
+@app.task(name="workers.training.apply_schedule", queue="default")
+def apply_retrain_schedule() -> int:
+    """Beat: the schedule half of the retraining policy (the count half runs after each reconcile)."""
+    with _session() as session:
+        queued = retrain.scheduled_retrains(session, get_settings())
+    if queued:
+        relay_outbox()
+    return queued
+
+
 @app.task(name="workers.outbox.relay")
 def relay() -> int:
     return relay_outbox()
@@ -89,5 +99,5 @@ def sweep() -> int:
     return requeued
 
 
-__all__ = ["poll_batch", "poll_open_batches", "push_batch", "reconcile_campaign", "relay", "sweep",
+__all__ = ["apply_retrain_schedule", "poll_batch", "poll_open_batches", "push_batch", "reconcile_campaign", "relay", "sweep",
            "train_reward_model"]

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from connectors.errors import CrowdbridgeError
 from service.cli.campaign import campaign_app
+from service.cli.models import export_pairs, models_app, retrain
 from service.settings import get_settings
 
 __all__ = ["app", "main"]
@@ -24,6 +25,9 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="crowdbridge: RLHF human feedback from labeling vendors to reward models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(models_app, name="models")
+app.command("retrain")(retrain)
+app.command("export-pairs")(export_pairs)
 console = Console(stderr=True)
 out = Console()
 

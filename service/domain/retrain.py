@@ -21,6 +21,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.domain import outbox
+from service.domain.provenance import write_card
+from service.domain.registry import serving_version
 from service.errors import InvalidTransition, NotFound
 from service.settings import Settings
 from service.storage.models import (
@@ -41,7 +43,7 @@ from service.storage.models import (
 )
 from service.storage.types import utcnow
 
-__all__ = ["build_pairs", "maybe_enqueue_retrain", "run_retrain_job", "RetrainOutcome"]
+__all__ = ["RetrainOutcome", "build_pairs", "maybe_enqueue_retrain", "run_retrain_job", "scheduled_retrains"]
 
 PRIMARY_METHOD = "ds"
 ACTIVE = (RetrainStatus.queued, RetrainStatus.running)
@@ -94,8 +96,7 @@ def maybe_enqueue_retrain(session: Session, settings: Settings, campaign: Campai
                           .where(col(RetrainJob.status).in_(ACTIVE))).first()
     if active is not None:
         return None  # debounced: the running job's completion re-applies the policy
-    used = _used_items(session, campaign.model_family)
-    new = sum(1 for label, _ in _final_consensus(session, campaign) if label.item_id not in used)
+    new = _unused_pairs(session, campaign)
     finished = campaign.status is CampaignStatus.completed
     if not force and not (new >= settings.retrain_min_new_pairs or (finished and new > 0)):
         return None
@@ -106,6 +107,30 @@ def maybe_enqueue_retrain(session: Session, settings: Settings, campaign: Campai
     session.flush()
     outbox.enqueue(session, outbox.TRAIN, job.id, queue="training")
     return job
+
+
+def scheduled_retrains(session: Session, settings: Settings) -> int:
+    """The schedule policy: families whose newest version is older than ``retrain_schedule_s``
+    (or that have none) retrain on whatever new reconciled pairs exist."""
+    if settings.retrain_schedule_s is None:
+        return 0
+    cutoff = utcnow().timestamp() - settings.retrain_schedule_s
+    newest = dict(session.exec(select(ModelVersion.family, func.max(ModelVersion.created_at))
+                               .group_by(ModelVersion.family)).all())
+    queued = 0
+    for campaign in session.exec(select(Campaign).where(Campaign.kind == JudgmentKind.pairwise)):
+        last = newest.get(campaign.model_family)
+        if last is None or last.timestamp() < cutoff:
+            unused = _unused_pairs(session, campaign)
+            if unused and maybe_enqueue_retrain(session, settings, campaign, trigger="schedule", force=True):
+                queued += 1
+    session.commit()
+    return queued
+
+
+def _unused_pairs(session: Session, campaign: Campaign) -> int:
+    used = _used_items(session, campaign.model_family)
+    return sum(1 for label, _ in _final_consensus(session, campaign) if label.item_id not in used)
 
 
 def _split(pairs: pd.DataFrame, eval_share: float = 0.15) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -142,7 +167,7 @@ class RetrainOutcome:
 
 def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | str) -> RetrainOutcome:
     """Snapshot -> train -> evaluate -> register (promote when better than the promoted parent)."""
-    from service.reward import RewardConfig, train_reward_model
+    from service.reward import RewardConfig, is_better, train_reward_model
 
     job = session.get(RetrainJob, uuid.UUID(str(job_id)))
     if job is None:
@@ -163,9 +188,7 @@ def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | st
         job.snapshot_id = snapshot.id
         session.commit()
         train, held_out = _split(pairs)
-        parent = session.exec(select(ModelVersion).where(ModelVersion.family == job.model_family)
-                              .where(ModelVersion.promoted == True).order_by(col(ModelVersion.version).desc())  # noqa: E712
-                              ).first()
+        parent = serving_version(session, job.model_family)
         version = (session.exec(select(func.max(ModelVersion.version))
                                 .where(ModelVersion.family == job.model_family)).one() or 0) + 1
         out_dir = settings.artifacts_dir / "models" / job.model_family / f"v{version}"
@@ -181,7 +204,15 @@ def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | st
         session.commit()
         return RetrainOutcome(job.id, job.status.value, None, {})
     metrics = {k: float(v) for k, v in result.metrics.items()}
-    better = parent is None or metrics.get("heldout_accuracy", 0.0) >= parent.metrics.get("heldout_accuracy", 0.0)
+    metrics.update(_comparisons(session, campaign, parent, held_out, Path(result.artifact_dir)))
+    candidate = {"heldout_accuracy": metrics["heldout_accuracy"], "calibration_error": metrics["calibration_error"]}
+    incumbent = None if parent is None else {"heldout_accuracy": metrics["parent_heldout_accuracy"],
+                                             "calibration_error": metrics["parent_calibration_error"]}
+    better = is_better(candidate, incumbent, min_accuracy_gain=settings.promote_min_gain) \
+        or not settings.promote_only_if_better
+    if better and parent is not None:
+        parent.promoted = False  # one serving version per family
+        session.add(parent)
     model = ModelVersion(family=job.model_family, version=version, campaign_id=campaign.id, retrain_job_id=job.id,
                          snapshot_id=snapshot.id, parent_id=parent.id if parent else None,
                          dataset_hash=snapshot.content_hash, metrics=metrics, config=result.config,
@@ -193,4 +224,35 @@ def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | st
     session.flush()
     maybe_enqueue_retrain(session, settings, campaign, trigger="policy")
     session.commit()
+    write_card(session, model.id)
     return RetrainOutcome(job.id, job.status.value, version, metrics)
+
+
+def _gold_pairs(session: Session, campaign: Campaign) -> pd.DataFrame:
+    rows = [{"prompt": item.prompt, "chosen": item.responses[0 if item.gold == "A" else 1]["text"],
+             "rejected": item.responses[1 if item.gold == "A" else 0]["text"]}
+            for item in session.exec(select(Item).where(Item.campaign_id == campaign.id)
+                                     .where(col(Item.gold).in_(["A", "B"])))]
+    return pd.DataFrame(rows, columns=["prompt", "chosen", "rejected"])
+
+
+def _comparisons(session: Session, campaign: Campaign, parent: ModelVersion | None, held_out: pd.DataFrame,
+                 artifact_dir: Path) -> dict[str, float]:
+    """The new model's gold accuracy, and the promoted parent's numbers on the very same sets."""
+    from service.reward import evaluate_saved_model
+
+    out: dict[str, float] = {}
+    gold = _gold_pairs(session, campaign)
+    if len(gold):
+        out["gold_accuracy"] = float(evaluate_saved_model(artifact_dir, gold)["heldout_accuracy"])
+        out["gold_pairs"] = float(len(gold))
+    if parent is not None and Path(parent.artifact_path).exists():
+        previous = evaluate_saved_model(parent.artifact_path, held_out)
+        out["parent_heldout_accuracy"] = float(previous["heldout_accuracy"])
+        out["parent_calibration_error"] = float(previous["calibration_error"])
+        if len(gold):
+            out["parent_gold_accuracy"] = float(evaluate_saved_model(parent.artifact_path, gold)["heldout_accuracy"])
+    elif parent is not None:
+        out["parent_heldout_accuracy"] = float(parent.metrics.get("heldout_accuracy", 0.0))
+        out["parent_calibration_error"] = float(parent.metrics.get("calibration_error", 1.0))
+    return out

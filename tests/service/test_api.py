@@ -177,7 +177,9 @@ def test_tokens_are_stored_hashed(world: World) -> None:
 def test_exports(world: World, fmt: str) -> None:
     h = world.auth("operator")
     total = world.client.get(f"/api/v1/campaigns/{world.run.name}", headers=h).json()
-    for what, expected in (("judgments", total["judgments"]), ("consensus", 2 * total["consensus_items"])):
+    consensus = world.client.get(f"/api/v1/campaigns/{world.run.name}/consensus?limit=1000", headers=h).json()
+    assert consensus["next_cursor"] is None and len(consensus["items"]) >= 2 * world.run.n_items  # mv, ds, ...
+    for what, expected in (("judgments", total["judgments"]), ("consensus", len(consensus["items"]))):
         response = world.client.get(f"/api/v1/campaigns/{world.run.name}/{what}/export?format={fmt}", headers=h)
         assert response.status_code == 200
         reader = {"csv": pd.read_csv, "parquet": pd.read_parquet,
@@ -259,9 +261,24 @@ def test_webhooks_store_the_event_and_make_the_batch_due(world: World) -> None:
 
 
 def test_python_client_returns_dataframes(world: World) -> None:
+    from service.api import start_api_in_background
     from service.client import ApiError, Client
 
-    with Client("http://testserver", world.tokens["auditor"], transport=world.client._transport) as cb:
+    handle = start_api_in_background(world.run.settings, admin_token="bg-admin")
+    assert handle.token and handle.dashboard_url.endswith("/dashboard")
+    try:
+        _client_checks(world, handle.url)
+        with Client(handle.url, handle.token) as admin:
+            assert len(admin.campaigns()) >= 1
+    finally:
+        handle.stop()
+    assert not handle.thread.is_alive()
+
+
+def _client_checks(world: World, url: str) -> None:
+    from service.client import ApiError, Client
+
+    with Client(url, world.tokens["auditor"]) as cb:
         judgments = cb.judgments(world.run.name, page_size=50)
         assert len(judgments) == cb.campaign(world.run.name)["judgments"]
         assert str(judgments["submitted_at"].dtype).startswith("datetime64")
