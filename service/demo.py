@@ -165,16 +165,19 @@ def _summary(settings: Settings, campaign_id: Any, vendor_url: str, stages: dict
     with session_scope(url) as s:
         labels = s.exec(select(ConsensusLabel).where(ConsensusLabel.campaign_id == campaign_id)).all()
         accuracy = {}
-        for method in ("mv", "ds"):
+        for method in ("mv", "ds", PRIMARY_METHOD):
             mine = [c for c in labels if c.method == method]
             accuracy[method] = float(np.mean([truth.get(str(c.item_id)) == c.label for c in mine])) if mine else None
         contested = sum(1 for c in labels if c.method == PRIMARY_METHOD and c.contested)
+        method_report = s.exec(select(AgreementReport).where(AgreementReport.campaign_id == campaign_id)
+                               .where(AgreementReport.metric == "consensus_method")).first()
         turnaround = [(j.received_at - b.submitted_at).total_seconds() for j, b in s.exec(
             select(Judgment, Batch).join(Batch, Judgment.batch_id == Batch.id)
             .where(Judgment.campaign_id == campaign_id)) if b.submitted_at]
         n_judgments = len(turnaround)
         alpha = s.exec(select(AgreementReport.value).where(AgreementReport.campaign_id == campaign_id)
-                       .where(AgreementReport.scope == "campaign")).first()
+                       .where(AgreementReport.scope == "campaign")
+                       .where(AgreementReport.metric == "krippendorff_alpha")).first()
         quarantined = s.exec(select(func.count()).select_from(QuarantinedPayload)
                              .join(Batch, QuarantinedPayload.batch_id == Batch.id)
                              .where(Batch.campaign_id == campaign_id)).one()
@@ -206,7 +209,10 @@ def _summary(settings: Settings, campaign_id: Any, vendor_url: str, stages: dict
         "vendor_submit_requests": counters.get("submit_requests", 0),
         "vendor_batches_created": counters.get("batches_created", 0),
         "vendor_turnaround_s": {"p50": _percentile(turnaround, 50), "p95": _percentile(turnaround, 95)},
-        "consensus_accuracy": accuracy, "contested_items": contested,
+        "consensus_accuracy": accuracy, "consensus_method": {
+            "primary": PRIMARY_METHOD, "chosen": (method_report.details or {}).get("chosen") if method_report else None,
+            "reason": (method_report.details or {}).get("reason") if method_report else None},
+        "contested_items": contested,
         "krippendorff_alpha": alpha, "reward_model": reward,
         "stages_s": {k: round(v, 2) for k, v in stages.items()},
         "wall_time_s": round(time.monotonic() - started, 2),

@@ -11,7 +11,7 @@ from typing import Any
 from celery import Task
 
 from connectors.errors import RateLimited, VendorUnavailable
-from service.domain import batches, ingest, reconcile, retrain, sweeper
+from service.domain import batches, ingest, reconcile, reconcile_lease, retrain, sweeper
 from service.settings import get_settings
 from service.storage.db import session_scope
 from workers.app import app
@@ -61,8 +61,15 @@ def poll_batch(batch_id: str, claimed: bool = False) -> str:
 
 @app.task(name="workers.reconcile.reconcile_campaign")
 def reconcile_campaign(campaign_id: str) -> dict[str, Any]:
+    settings = get_settings()
     with _session() as session:
-        result = reconcile.reconcile_campaign(session, get_settings(), campaign_id)
+        claimed_at = reconcile_lease.claim(session, campaign_id, lease_s=settings.visibility_timeout_s)
+        if claimed_at is None:
+            return {"skipped": "another reconciliation of this campaign is running; it will pick this up"}
+        try:
+            result = reconcile.reconcile_campaign(session, settings, campaign_id)
+        finally:
+            reconcile_lease.release(session, campaign_id, claimed_at)
     relay_outbox()
     return {"items": result.items, "contested": result.contested, "extra_batches": result.extra_batches}
 

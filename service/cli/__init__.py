@@ -101,8 +101,9 @@ def _print_demo_summary(summary: dict[str, Any]) -> None:
         ("vendor submits / batches created", f"{summary['vendor_submit_requests']} / {summary['vendor_batches_created']}"),
         ("vendor turnaround p50 / p95 (s)",
          f"{_fmt(summary['vendor_turnaround_s']['p50'])} / {_fmt(summary['vendor_turnaround_s']['p95'])}"),
-        ("consensus accuracy MV / DS (hidden truth)",
-         f"{_fmt(summary['consensus_accuracy']['mv'])} / {_fmt(summary['consensus_accuracy']['ds'])}"),
+        ("consensus accuracy MV / DS / auto (hidden truth)",
+         f"{_fmt(summary['consensus_accuracy']['mv'])} / {_fmt(summary['consensus_accuracy']['ds'])} / "
+         f"{_fmt(summary['consensus_accuracy'].get('auto'))} (auto chose {summary['consensus_method']['chosen']})"),
         ("Krippendorff's alpha (nominal)", _fmt(summary["krippendorff_alpha"])),
         ("contested items", _fmt(summary["contested_items"])),
         ("reward model version", _fmt(reward.get("version"))),

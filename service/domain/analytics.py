@@ -241,7 +241,8 @@ def vendor_analytics(session: Session, *, campaign: Campaign | None = None, vend
     frame = judgment_frame(session, campaign_id=campaign_id, vendor=vendor, since=since, until=until)
     attempts = _attempts(session, campaign_id, since, until)
     quarantined = _quarantined(session, campaign_id, since, until)
-    vendors = sorted(set(frame["vendor"]) | ({vendor} if vendor else set()))
+    named = {vendor} if vendor else ({campaign.vendor} if campaign is not None else set())
+    vendors = sorted(set(frame["vendor"]) | named)  # a campaign's vendor shows (with zeros) in an empty window
     rows = [_one_vendor(v, campaign.name if campaign else None, frame[frame["vendor"] == v],
                         attempts[attempts["vendor"] == v], quarantined.get(v, 0), since, until) for v in vendors]
     if with_alerts:

@@ -12,6 +12,7 @@ from sqlalchemy import Integer, cast, func, update
 from sqlmodel import Session, col, select
 
 from connectors.base import JudgmentKind, valid_label
+from connectors.registry import get_connector_class
 from service.domain import outbox
 from service.errors import InvalidInput, InvalidTransition, NotFound
 from service.settings import Settings
@@ -27,8 +28,11 @@ from service.storage.models import (
     QuarantinedPayload,
 )
 
-__all__ = ["CampaignSpec", "CampaignStatusReport", "add_items", "campaign_status", "committed_cost",
+__all__ = ["PRIMARY_CONSENSUS", "CampaignSpec", "CampaignStatusReport", "add_items", "campaign_status", "committed_cost",
            "create_campaign", "get_campaign", "lock_campaign", "plan_batches", "start_campaign"]
+
+
+PRIMARY_CONSENSUS = "auto"  # the consensus rows downstream uses (reward data, status, contested items)
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,15 @@ def plan_batches(session: Session, settings: Settings, campaign: Campaign, item_
                  raters_per_item: int, round_no: int = 0) -> list[Batch]:
     """Cut items into vendor batches, each with a stable idempotency key, and record their push tasks."""
     reward = settings.vendor(campaign.vendor).reward_per_judgment
+    # a vendor that returns one (consensus) answer per task cannot be audited for rater agreement
+    auditable = get_connector_class(campaign.vendor).capabilities.per_rater_identity
     batches = []
     for start in range(0, len(item_ids), settings.batch_size):
         chunk = item_ids[start:start + settings.batch_size]
         batch = Batch(campaign_id=campaign.id, vendor=campaign.vendor, round=round_no,
                       raters_per_item=raters_per_item, n_items=len(chunk),
                       idempotency_key=f"cb-{uuid.uuid4().hex}", judgments_expected=len(chunk) * raters_per_item,
-                      expected_cost=len(chunk) * raters_per_item * reward)
+                      expected_cost=len(chunk) * raters_per_item * reward, auditable=auditable)
         session.add(batch)
         session.flush()
         session.add_all([BatchItem(batch_id=batch.id, item_id=i) for i in chunk])
@@ -191,7 +197,7 @@ class CampaignStatusReport:
     spent_usd: float
 
 
-def campaign_status(session: Session, campaign: Campaign, *, method: str = "ds") -> CampaignStatusReport:
+def campaign_status(session: Session, campaign: Campaign, *, method: str = PRIMARY_CONSENSUS) -> CampaignStatusReport:
     cid = campaign.id
     by_status = dict(session.exec(select(Batch.status, func.count()).where(Batch.campaign_id == cid)
                                   .group_by(Batch.status)).all())

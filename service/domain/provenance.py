@@ -17,6 +17,7 @@ import pandas as pd
 from sqlmodel import Session, col, select
 
 from service.aggregation import krippendorff_alpha_ci
+from service.domain.campaigns import PRIMARY_CONSENSUS
 from service.errors import NotFound
 from service.storage.models import (
     ConsensusLabel,
@@ -50,7 +51,7 @@ def build_card(session: Session, model_id: uuid.UUID | str) -> dict[str, Any]:
                              .where(SnapshotJudgment.snapshot_id == snapshot.id)).all()
     item_ids = {j.item_id for j in judgments}
     labels = session.exec(select(ConsensusLabel).where(col(ConsensusLabel.item_id).in_(item_ids))).all()
-    primary = [c for c in labels if c.method == "ds"] or labels
+    primary = [c for c in labels if c.method == PRIMARY_CONSENSUS] or labels
     gold = dict(session.exec(select(Item.id, Item.gold).where(col(Item.id).in_(item_ids))
                              .where(col(Item.gold).is_not(None))).all())
     vendors = Counter(j.vendor for j in judgments)

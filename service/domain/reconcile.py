@@ -45,7 +45,7 @@ from service.aggregation import (
     percent_agreement,
     rater_flags,
 )
-from service.domain.campaigns import committed_cost, get_campaign, lock_campaign, plan_batches
+from service.domain.campaigns import PRIMARY_CONSENSUS, committed_cost, get_campaign, lock_campaign, plan_batches
 from service.domain.retrain import maybe_enqueue_retrain
 from service.settings import Settings
 from service.storage.models import (
@@ -64,7 +64,7 @@ from service.storage.types import utcnow
 __all__ = ["CONSENSUS_METHODS", "FULL_REFIT_EVERY", "PRIMARY_METHOD", "ReconcileResult", "judgments_frame",
            "reconcile_campaign"]
 
-PRIMARY_METHOD = "auto"
+PRIMARY_METHOD = PRIMARY_CONSENSUS
 CONSENSUS_METHODS = ("mv", "ds", PRIMARY_METHOD)
 FULL_REFIT_EVERY = 8
 CI_MAX_TASKS = 5_000  # bootstrap CI on the campaign α only up to this many tasks (cost ~ n_boot refits)
@@ -261,7 +261,6 @@ def _delete_rows(session: Session, campaign: Campaign, method: str, items: pd.In
 def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.UUID | str) -> ReconcileResult:
     started = time.perf_counter()
     campaign = get_campaign(session, campaign_ref)
-    lock_campaign(session, campaign)  # one reconcile per campaign at a time, or extra rounds double up
     frame = judgments_frame(session, campaign.id)
     if frame.empty:
         return ReconcileResult(0, 0, 0, None, 0, campaign.status.value)
@@ -296,6 +295,9 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     primary = results[chosen] if chosen in results else fit_method(chosen, labels_frame, gold=gold_arg)
     results[PRIMARY_METHOD] = AggregationResult(method=chosen, labels=primary.labels, probas=primary.probas,
                                                 skills=primary.skills, params={**primary.params, **selection})
+    # the write phase: serialize writers of this campaign (extra rounds must not double up). The
+    # computation above ran without the lock; reconcile_lease keeps reconciliations one at a time.
+    lock_campaign(session, campaign)
     all_items = pd.Index(counts.index)
     for method in CONSENSUS_METHODS:
         rewrite = touched if (touched is not None and (method != PRIMARY_METHOD or chosen in ("mv", "ds"))) \

@@ -21,6 +21,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.domain import outbox
+from service.domain.campaigns import PRIMARY_CONSENSUS
 from service.domain.provenance import write_card
 from service.domain.registry import serving_version
 from service.errors import InvalidTransition, NotFound
@@ -45,7 +46,6 @@ from service.storage.types import utcnow
 
 __all__ = ["RetrainOutcome", "build_pairs", "maybe_enqueue_retrain", "run_retrain_job", "scheduled_retrains"]
 
-PRIMARY_METHOD = "ds"
 ACTIVE = (RetrainStatus.queued, RetrainStatus.running)
 OPEN = (BatchStatus.pending, BatchStatus.submitting, BatchStatus.submitted)
 
@@ -55,7 +55,7 @@ def _final_consensus(session: Session, campaign: Campaign) -> list[tuple[Consens
     open_items = select(BatchItem.item_id).join(Batch).where(Batch.campaign_id == campaign.id) \
         .where(col(Batch.status).in_(OPEN))
     query = (select(ConsensusLabel, Item).join(Item, col(Item.id) == ConsensusLabel.item_id)
-             .where(ConsensusLabel.campaign_id == campaign.id).where(ConsensusLabel.method == PRIMARY_METHOD)
+             .where(ConsensusLabel.campaign_id == campaign.id).where(ConsensusLabel.method == PRIMARY_CONSENSUS)
              .where(col(ConsensusLabel.label).in_(["A", "B"])).where(col(Item.id).not_in(open_items))
              .order_by(col(Item.id)))
     return list(session.exec(query).all())

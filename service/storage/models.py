@@ -99,6 +99,7 @@ class Campaign(SQLModel, table=True):
     model_family: str = Field(default="default", max_length=120)
     max_extra_rounds: int = Field(default=1, ge=0, le=10)
     created_at: datetime = _now()
+    reconcile_claimed_at: datetime | None = _ts(nullable=True)  # see service.domain.reconcile_lease
 
 
 class Item(SQLModel, table=True):
