@@ -84,10 +84,12 @@ def start_vendor_sim(*, port: int, state_path: Path, api_key: str, log_path: Pat
 
 
 def start_worker(*, env: Mapping[str, str], queues: str = "default,training", concurrency: int = 2,
-                 beat: bool = True, log_path: Path | None = None, name: str = "worker") -> ManagedProcess:
+                 beat: bool = True, log_path: Path | None = None, name: str = "worker",
+                 extra_args: Sequence[str] = ()) -> ManagedProcess:
     args = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues, "-c", str(concurrency),
             "--loglevel", "INFO", "-n", f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h", "--without-gossip",
             "--without-mingle"]
     if beat:
         args.append("-B")
+    args.extend(extra_args)
     return ManagedProcess(name, args, env=env, log_path=log_path)

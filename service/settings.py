@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     stuck_after_s: float = Field(120.0, gt=0, description="sweeper re-enqueues work idle longer than this")
     task_max_retries: int = Field(8, ge=0)
 
+    # security
+    redaction_enabled: bool = Field(True, description="redact PII from text before it leaves for a vendor")
+    redaction_patterns: dict[str, str] = Field(default_factory=dict, description="extra name -> regex to redact")
+    allow_private_urls: bool | None = Field(
+        None, description="vendor/callback URLs into private ranges; default: allowed in dev/test, refused in prod")
+    allowed_private_hosts: list[str] = Field(default_factory=list, description="private hosts allowed anyway")
+
     # reconciliation and retraining
     contested_threshold: float = Field(0.7, gt=0, le=1, description="consensus confidence below this is contested")
     retrain_enabled: bool = Field(True, description="apply the retraining policy after each reconciliation")
@@ -96,6 +103,10 @@ class Settings(BaseSettings):
                 if in_use and section.api_key.get_secret_value() == DEV_PLACEHOLDER:
                     raise ValueError(f"CROWDBRIDGE_{name.upper()}__API_KEY is a placeholder; set a real key in prod")
         return self
+
+    @property
+    def private_urls_allowed(self) -> bool:
+        return self.allow_private_urls if self.allow_private_urls is not None else self.env in ("dev", "test")
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,7 +21,7 @@ from service.processes import ManagedProcess, free_port, start_vendor_sim, start
 
 PG_ADMIN = os.environ.get("CROWDBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_HOST = ("127.0.0.1", 6379)
-API_KEY = "test-vendor-key"
+API_KEY = "sk-test-crowdbridge-7f3a9c2e1d5b"  # distinctive, so tests can grep logs for it
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

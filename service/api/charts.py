@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from html import escape
 
 __all__ = ["bar_chart", "histogram", "line_chart"]
@@ -102,7 +102,7 @@ def line_chart(series: dict[str, Sequence[tuple[Number | datetime, Number | None
                          f"<title>{escape(name)}: {_fmt(y)}</title></circle>" for x, y in values]
     if is_time:
         span = x1 - x0
-        x_ticks = [(sx(x0 + k * span / 4), datetime.fromtimestamp(x0 + k * span / 4).strftime(
+        x_ticks = [(sx(x0 + k * span / 4), datetime.fromtimestamp(x0 + k * span / 4, tz=timezone.utc).strftime(
             "%H:%M:%S" if span < 3600 else "%H:%M" if span < 86400 else "%m-%d")) for k in range(5)]
     else:
         x_ticks = [(sx(t), _fmt(t)) for t in _ticks(x0, x1)]

@@ -39,6 +39,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service.aggregation import AggregationInputError, krippendorff_alpha
+from service.domain.reconcile import PRIMARY_METHOD  # the consensus the pipeline trains on
 from service.errors import InvalidInput
 from service.storage.models import Batch, Campaign, ConsensusLabel, Item, Judgment, QuarantinedPayload
 from service.storage.models import SubmissionAttempt
@@ -49,7 +50,6 @@ __all__ = ["SLA_METRICS", "SlaAlert", "VendorAnalytics", "confidence_histogram",
            "vendor_analytics"]
 
 log = logging.getLogger(__name__)
-PRIMARY_METHOD = "ds"
 
 
 @dataclass(frozen=True)

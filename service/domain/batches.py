@@ -16,14 +16,17 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from connectors.base import BatchRequest, TaskSpec, VendorBatchRef
 from connectors.errors import ConnectorError
+from service.domain.redaction import Redactor
 from service.domain.vendors import connector_for
 from service.errors import InvalidTransition, NotFound
 from service.settings import Settings
-from service.storage.models import Batch, BatchItem, BatchStatus, Campaign, Item, SubmissionAttempt
+from service.storage.models import Batch, BatchItem, BatchStatus, Campaign, Item, RedactionRecord, SubmissionAttempt
 from service.storage.types import utcnow
 
 __all__ = ["TRANSITIONS", "batch_request", "load_batch", "push_batch", "transition"]
@@ -55,13 +58,28 @@ def load_batch(session: Session, batch_id: uuid.UUID | str, *, for_update: bool 
 
 
 def batch_request(session: Session, batch: Batch, campaign: Campaign, settings: Settings) -> BatchRequest:
+    """What the vendor receives: the batch's items with PII redacted (and the redaction recorded)."""
     items = session.exec(select(Item).join(BatchItem, col(BatchItem.item_id) == Item.id)
                          .where(BatchItem.batch_id == batch.id).order_by(col(Item.id))).all()
-    tasks = tuple(TaskSpec(item_id=str(i.id), prompt=i.prompt, responses=tuple(r["text"] for r in i.responses),
-                           gold=i.gold) for i in items)
+    redactor = Redactor(settings.redaction_patterns, enabled=settings.redaction_enabled)
+    tasks, records = [], []
+    for item in items:
+        prompt, record = redactor.redact(item.prompt)
+        responses = []
+        for response in item.responses:
+            text, found = redactor.redact(response["text"])
+            record.merge(found)
+            responses.append(text)
+        if record:
+            records.append({"batch_id": batch.id, "item_id": item.id, "counts": record.counts,
+                            "digests": record.digests, "created_at": utcnow()})
+        tasks.append(TaskSpec(item_id=str(item.id), prompt=prompt, responses=tuple(responses), gold=item.gold))
+    if records:  # a retry redacts the same way; keep the first record
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(RedactionRecord).values(records).on_conflict_do_nothing())
     return BatchRequest(batch_id=str(batch.id), idempotency_key=batch.idempotency_key,
                         campaign_id=str(campaign.id), kind=campaign.kind, instructions=campaign.instructions,
-                        raters_per_item=batch.raters_per_item, tasks=tasks, rating_scale=campaign.rating_scale,
+                        raters_per_item=batch.raters_per_item, tasks=tuple(tasks), rating_scale=campaign.rating_scale,
                         reward_per_judgment=settings.vendor(batch.vendor).reward_per_judgment)
 
 

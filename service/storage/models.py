@@ -33,6 +33,7 @@ __all__ = [
     "ModelVersion",
     "OutboxMessage",
     "QuarantinedPayload",
+    "RedactionRecord",
     "RetrainJob",
     "RetrainStatus",
     "SnapshotJudgment",
@@ -153,6 +154,17 @@ class SubmissionAttempt(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     started_at: datetime = _now()
     finished_at: datetime | None = _ts(nullable=True)
+
+
+class RedactionRecord(SQLModel, table=True):
+    """What was redacted from one item's text before it went out in one batch (counts by kind and
+    SHA-256 digests of the spans; never the spans themselves)."""
+
+    batch_id: uuid.UUID = Field(foreign_key="batch.id", primary_key=True)
+    item_id: uuid.UUID = Field(foreign_key="item.id", primary_key=True)
+    counts: dict[str, int] = _json(dict)
+    digests: list[str] = _json(list)
+    created_at: datetime = _now()
 
 
 class Judgment(SQLModel, table=True):

@@ -1,0 +1,162 @@
+"""Load: end-to-end judgments/s against the bare ceiling measured in the same run.
+
+    python -m bench.pipeline [--json] [--sizes 1000,10000] [--raters 1,3,5,10] [--full]
+
+End to end = push -> vendor -> poll -> ingest -> reconcile, on Redis + PostgreSQL with 2 worker
+processes, the simulated vendor answering at once (no faults), 500-item batches. The ceiling is
+a no-op batched Celery task doing one bulk SQL insert of the same number of rows per batch, on
+the same broker, database and workers. Reported: judgments/s, ceiling rows/s, their ratio, and
+how the cost grows with items and with raters per item. ``--full`` adds 100k items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlmodel import select
+
+from bench._harness import PrivateRedis, fresh_postgres
+from service.domain.campaigns import CampaignSpec, add_items, create_campaign, start_campaign
+from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
+from service.settings import get_settings
+from service.storage.db import get_engine, migrate, session_scope
+from service.storage.models import Campaign, CampaignStatus, Judgment, JudgmentKind
+
+API_KEY = "load-key"
+BATCH = 500
+
+
+def _wait(predicate: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the run did not finish in time")
+
+
+def _ceiling(db: str, rows: int) -> float:
+    from bench.ceiling_tasks import ceiling_rows, insert_batch, metadata
+
+    engine = get_engine(db)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE bench_ceiling_rows"))
+    n_batches = max(1, rows // BATCH)
+    started = time.monotonic()
+    for b in range(n_batches):
+        insert_batch.delay(f"b{b}", BATCH)
+
+    def done() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(ceiling_rows)).scalar_one() >= n_batches * BATCH
+
+    _wait(done, 600)
+    return n_batches * BATCH / (time.monotonic() - started)
+
+
+def _end_to_end(db: str, n_items: int, raters: int, tag: str) -> dict[str, float]:
+    from workers.relay import relay_outbox
+
+    with session_scope(db) as s:
+        campaign = create_campaign(s, CampaignSpec(name=f"load-{tag}", kind=JudgmentKind.pairwise,
+                                                   raters_per_item=raters, max_extra_rounds=0))
+        add_items(s, campaign, [{"id": f"{tag}-{i}", "prompt": f"p {i}", "responses": [f"a {i}", f"b {i}"]}
+                                for i in range(n_items)])
+        s.commit()
+        campaign_id = campaign.id
+    started = time.monotonic()
+    with session_scope(db) as s:
+        start_campaign(s, get_settings(), s.get(Campaign, campaign_id))  # type: ignore[arg-type]
+        s.commit()
+    relay_outbox()
+
+    def done() -> bool:
+        with session_scope(db) as s:
+            campaign = s.get(Campaign, campaign_id)
+            return campaign is not None and campaign.status is CampaignStatus.completed
+
+    _wait(done, 3600)
+    seconds = time.monotonic() - started
+    with session_scope(db) as s:
+        stored = s.exec(select(func.count()).select_from(Judgment).where(Judgment.campaign_id == campaign_id)).one()
+    return {"items": n_items, "raters": raters, "judgments": stored, "seconds": round(seconds, 2),
+            "judgments_per_s": round(stored / seconds, 1), "ms_per_item": round(1000 * seconds / n_items, 3)}
+
+
+def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="cb-load-"))
+    redis_server = PrivateRedis(tmp)
+    redis_server.start()
+    processes: list[ManagedProcess] = []
+    try:
+        with fresh_postgres("cb_load") as db:
+            port = free_port()
+            processes.append(start_vendor_sim(port=port, state_path=tmp / "vendor.db", api_key=API_KEY,
+                                              log_path=tmp / "vendor.log", extra_args=["--turnaround=0.01"]))
+            env = {"CROWDBRIDGE_DATA_DIR": str(tmp / "data"), "CROWDBRIDGE_DATABASE_URL": db,
+                   "CROWDBRIDGE_BROKER_URL": redis_server.url,
+                   "CROWDBRIDGE_SIMULATED__BASE_URL": f"http://127.0.0.1:{port}",
+                   "CROWDBRIDGE_SIMULATED__API_KEY": API_KEY, "CROWDBRIDGE_SIMULATED__OPTIONS": '{"page_size": 1000}',
+                   "CROWDBRIDGE_BATCH_SIZE": str(BATCH), "CROWDBRIDGE_POLL_INTERVAL_S": "0.5",
+                   "CROWDBRIDGE_RETRAIN_ENABLED": "false"}
+            os.environ.update(env)
+            get_settings.cache_clear()
+            from workers.app import app, configure
+
+            configure(app, get_settings())
+            migrate(db)
+            processes += [start_worker(env=env, queues="default", concurrency=2, beat=i == 0, name=f"load{i}",
+                                       log_path=tmp / f"worker-{i}.log", extra_args=["-I", "bench.ceiling_tasks"])
+                          for i in range(2)]
+            time.sleep(3)  # workers ready
+            runs = []
+            for n in sizes:
+                print(f"pipeline: {n} items x 5 raters ...", file=log)
+                runs.append(_end_to_end(db, n, 5, f"n{n}"))
+            by_raters = []
+            for r in raters:
+                print(f"pipeline: 2000 items x {r} raters ...", file=log)
+                by_raters.append(_end_to_end(db, 2000, r, f"r{r}"))
+            reference = max(runs, key=lambda r: r["judgments"])
+            print(f"pipeline: ceiling with {reference['judgments']} rows ...", file=log)
+            ceiling = _ceiling(db, int(reference["judgments"]))
+            return {"batch_items": BATCH, "workers": 2, "concurrency_per_worker": 2,
+                    "ceiling_rows_per_s": round(ceiling, 1), "by_items": runs, "by_raters": by_raters,
+                    "end_to_end_judgments_per_s": reference["judgments_per_s"],
+                    "ratio_to_ceiling": round(reference["judgments_per_s"] / ceiling, 3)}
+    finally:
+        for p in processes:
+            p.stop()
+        redis_server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--sizes", default="1000,10000", help="items per run (5 raters each)")
+    parser.add_argument("--raters", default="1,3,5,10", help="raters per item, at 2,000 items")
+    parser.add_argument("--full", action="store_true", help="also 100,000 items")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")] + ([100_000] if args.full else [])
+    result = run(sizes, [int(x) for x in args.raters.split(",") if x])
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"ceiling (no-op bulk insert, {BATCH}-row batches): {result['ceiling_rows_per_s']:.0f} rows/s")
+    for row in result["by_items"] + result["by_raters"]:
+        print(f"{row['items']:>7} items x {row['raters']:>2} raters: {row['judgments']:>7} judgments in "
+              f"{row['seconds']:>7.1f} s = {row['judgments_per_s']:>8.1f}/s ({row['ms_per_item']:.2f} ms/item)")
+    print(f"end to end / ceiling = {result['ratio_to_ceiling']:.2f} (target >= 0.50)")
+
+
+if __name__ == "__main__":
+    main()
