@@ -23,7 +23,7 @@ WORKDIR /app
 # dependencies first, so code changes do not re-download torch
 COPY pyproject.toml README.md ./
 RUN mkdir -p service workers connectors && touch service/__init__.py workers/__init__.py connectors/__init__.py \
-    && pip install --extra-index-url "${TORCH_INDEX}" . \
+    && pip install --extra-index-url "${TORCH_INDEX}" ".[ops]" \
     && pip uninstall -y crowdbridge
 
 COPY service ./service

@@ -77,7 +77,7 @@ def run(small: bool, log: Any = sys.stderr) -> dict[str, Any]:
                    "CROWDBRIDGE_SIMULATED__API_KEY": API_KEY,
                    "CROWDBRIDGE_SIMULATED__OPTIONS": json.dumps({"timeout_s": 4.0}),  # slow answers time out
                    "CROWDBRIDGE_BATCH_SIZE": "100" if small else "500", "CROWDBRIDGE_POLL_INTERVAL_S": "1",
-                   "CROWDBRIDGE_STUCK_AFTER_S": "15", "CROWDBRIDGE_VISIBILITY_TIMEOUT_S": "60",
+                   "CROWDBRIDGE_STUCK_AFTER_S": "15", "CROWDBRIDGE_VISIBILITY_TIMEOUT_S": "300",
                    "CROWDBRIDGE_RETRAIN_ENABLED": "false", "TRANSFORMERS_VERBOSITY": "error"}
             os.environ.update(env)
             get_settings.cache_clear()
@@ -89,7 +89,8 @@ def run(small: bool, log: Any = sys.stderr) -> dict[str, Any]:
             beat = ManagedProcess("beat", [sys.executable, "-m", "celery", "-A", "workers.app", "beat",
                                            "--loglevel", "WARNING", "-s", str(tmp / "beat-schedule")],
                                   env=env, log_path=tmp / "beat.log")
-            workers = [start_worker(env=env, queues="default", concurrency=2, beat=False, name=f"w{i}",
+            workers.append(beat)  # stopped with the workers in the finally below
+            workers += [start_worker(env=env, queues="default", concurrency=2, beat=False, name=f"w{i}",
                                     log_path=tmp / f"worker-{i}.log") for i in range(2)]
             with session_scope(db) as s:
                 campaign = create_campaign(s, CampaignSpec(name="chaos", kind=JudgmentKind.pairwise,
@@ -110,7 +111,7 @@ def run(small: bool, log: Any = sys.stderr) -> dict[str, Any]:
                 while plan and share >= plan[0][0]:
                     _, action = plan.pop(0)
                     if action == "kill":
-                        victim = rng.randrange(len(workers))
+                        victim = rng.randrange(1, len(workers))  # workers[0] is beat
                         workers[victim].kill()
                         workers[victim].process.wait(timeout=10)
                         workers[victim] = start_worker(env=env, queues="default", concurrency=2, beat=False,
@@ -134,7 +135,6 @@ def run(small: bool, log: Any = sys.stderr) -> dict[str, Any]:
             produced = set(ledger["produced_ids"])
             stored_ids = Counter(ids)
             counters = ledger["counters"]
-            beat.stop()
             return {
                 "items": n_items, "raters_per_item": raters,
                 "judgments_produced_by_vendor": len(produced), "judgments_stored": len(ids),

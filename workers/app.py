@@ -42,9 +42,10 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         # recycle children against slow leaks (celery#4843)
         worker_max_tasks_per_child=500,
-        # vendor calls have their own HTTP timeouts; these bound everything else
-        task_soft_time_limit=min(240, settings.visibility_timeout_s - 30),
-        task_time_limit=min(270, settings.visibility_timeout_s - 10),
+        # vendor calls have their own HTTP timeouts; these bound everything else (a reconciliation of a
+        # large campaign is the longest default-queue task) and stay below the visibility timeout
+        task_soft_time_limit=settings.visibility_timeout_s - 30,
+        task_time_limit=settings.visibility_timeout_s - 10,
         task_default_queue="default",
         task_queues=(Queue("default"), Queue("training")),
         # training runs on its own queue so GPU machines can consume only that one
