@@ -12,6 +12,8 @@ from connectors.base import (
     VendorBatchRef,
     VendorBatchStatus,
     VendorJudgment,
+    WebhookEvent,
+    WebhookReceiver,
 )
 from connectors.errors import (
     ConnectorError,
@@ -21,10 +23,12 @@ from connectors.errors import (
     VendorAuthError,
     VendorRejected,
     VendorUnavailable,
+    WebhookRejected,
 )
-from connectors.registry import available, get_connector_class, register
+from connectors.registry import BUILTINS, available, get_connector_class, register
 
 __all__ = [
+    "BUILTINS",
     "BatchRequest",
     "BatchState",
     "Capabilities",
@@ -43,6 +47,9 @@ __all__ = [
     "VendorJudgment",
     "VendorRejected",
     "VendorUnavailable",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookRejected",
     "available",
     "get_connector_class",
     "register",

@@ -32,6 +32,12 @@ BUILTINS: Mapping[str, str] = MappingProxyType(
         "scale": "connectors.scale:ScaleConnector",
         "surge": "connectors.surge:SurgeConnector",
         "toloka": "connectors.toloka:TolokaConnector",
+        "appen": "connectors.appen:AppenConnector",
+        "prolific": "connectors.prolific:ProlificConnector",
+        "argilla": "connectors.argilla:ArgillaConnector",
+        "mturk": "connectors.mturk:MTurkConnector",
+        "file": "connectors.file:FileConnector",
+        "model": "connectors.model:ModelConnector",
     }
 )
 

@@ -62,6 +62,8 @@ class DemoOptions:
     gold_share: float = 0.05
     test_pairs: int = 200
     timeout_s: float = 280.0
+    api_port: int = 0  # 0: any free port
+    vendor: str = "simulated"  # or "label_studio": a local Label Studio (if installed) + simulated LS users
     faults: dict[str, float] = field(default_factory=lambda: {"error_rate": 0.02, "rate_limit_rate": 0.02,
                                                               "duplicate_rate": 0.01, "malformed_rate": 0.01})
 
@@ -94,8 +96,11 @@ class Services:
         self.run_dir = run_dir
         self.broker = EmbeddedBroker(settings.broker_socket) if settings.embedded_broker else None
         self.processes: list[ManagedProcess] = []
+        self.api: Any = None
 
-    def start(self, faults: dict[str, float]) -> tuple[str, dict[str, str]]:
+    def start(self, faults: dict[str, float], vendor: str = "simulated") -> tuple[str, dict[str, str]]:
+        if vendor == "label_studio":
+            return self._start_label_studio()
         if self.broker is not None:
             self.broker.kill_stale()
             self.broker.start()
@@ -121,7 +126,41 @@ class Services:
                                            name="trainer", log_path=self.run_dir / "trainer.log"))
         return vendor_url, env
 
+    def _start_label_studio(self) -> tuple[str, dict[str, str]]:
+        """A local Label Studio (never installed from here: LabelStudioUnavailable says how) and LS raters."""
+        from connectors.fakes.label_studio_crowd import LabelStudioCrowd
+        from connectors.label_studio import ensure_local_server
+
+        server = ensure_local_server(port=free_port(), install_if_missing=False)
+        self.label_studio = server
+        crowd = LabelStudioCrowd(server.url, server.api_key, n_raters=8, title_prefix="cb ")
+        crowd.start(interval_s=1.0)
+        self.crowd = crowd
+        if self.broker is not None:
+            self.broker.kill_stale()
+            self.broker.start()
+        env = {"CROWDBRIDGE_DATA_DIR": str(self.settings.data_dir),
+               "CROWDBRIDGE_DATABASE_URL": self.settings.resolved_database_url,
+               "CROWDBRIDGE_BROKER_URL": self.settings.resolved_broker_url,
+               "CROWDBRIDGE_LABEL_STUDIO__BASE_URL": server.url, "CROWDBRIDGE_LABEL_STUDIO__API_KEY": server.api_key,
+               "CROWDBRIDGE_POLL_INTERVAL_S": str(self.settings.poll_interval_s),
+               "CROWDBRIDGE_BATCH_SIZE": str(self.settings.batch_size),
+               "CROWDBRIDGE_RETRAIN_MIN_NEW_PAIRS": str(self.settings.retrain_min_new_pairs),
+               "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
+        self.processes.append(start_worker(env=env, queues="default", concurrency=2,
+                                           log_path=self.run_dir / "worker.log"))
+        self.processes.append(start_worker(env=env, queues="training", concurrency=1, beat=False,
+                                           name="trainer", log_path=self.run_dir / "trainer.log"))
+        return server.url, env
+
     def stop(self) -> None:
+        for extra in ("crowd", "label_studio"):  # the LS raters, then the server this demo started
+            if getattr(self, extra, None) is not None:
+                getattr(self, extra).stop()
+                setattr(self, extra, None)
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
@@ -160,8 +199,9 @@ def _summary(settings: Settings, campaign_id: Any, vendor_url: str, stages: dict
     from service.reward import load_reward_model, score_texts
 
     url = settings.resolved_database_url
-    truth = httpx.get(f"{vendor_url}/sim/truth", timeout=30).json()
-    ledger = httpx.get(f"{vendor_url}/sim/ledger", timeout=30).json()
+    simulated = options.vendor == "simulated"  # only the simulated vendor publishes truth and a ledger
+    truth = httpx.get(f"{vendor_url}/sim/truth", timeout=30).json() if simulated else {}
+    ledger = httpx.get(f"{vendor_url}/sim/ledger", timeout=30).json() if simulated else {}
     with session_scope(url) as s:
         labels = s.exec(select(ConsensusLabel).where(ConsensusLabel.campaign_id == campaign_id)).all()
         accuracy = {}
@@ -221,8 +261,13 @@ def _summary(settings: Settings, campaign_id: Any, vendor_url: str, stages: dict
 
 
 def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[dict[str, Any]], None] | None = None,
-             run_dir: Path) -> dict[str, Any]:
-    """Run the loop end to end and return the summary (see README for the keys)."""
+             run_dir: Path, on_dashboard: Callable[[str, str], None] | None = None,
+             serve: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the loop end to end and return the summary (see README for the keys).
+
+    The API and dashboard run in this process while the loop runs (``on_dashboard(url, token)`` is
+    told where); with ``serve``, the summary is handed to it and the dashboard stays up until Ctrl-C.
+    """
     started = time.monotonic()
     stages: dict[str, float] = {}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -238,7 +283,7 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[di
 
     try:
         migrate(settings.resolved_database_url)
-        vendor_url, env = services.start(options.faults)
+        vendor_url, env = services.start(options.faults, options.vendor)
         check_stop()
         os.environ.update(env)  # this process publishes to the same broker and vendor as the worker
         get_settings.cache_clear()
@@ -246,12 +291,19 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[di
         from workers.relay import relay_outbox
 
         configure(app, get_settings())
+        from service.api.server import start_api_in_background
+
+        api = start_api_in_background(get_settings(), port=options.api_port, admin_token="demo")
+        services.api = api
+        if on_dashboard:
+            on_dashboard(f"{api.url}/dashboard", api.token or "")
 
         stages["setup"] = time.monotonic() - started
         with session_scope(settings.resolved_database_url) as s:
             name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
             campaign = create_campaign(s, CampaignSpec(
                 name=name, kind=JudgmentKind.pairwise, raters_per_item=options.raters, model_family="demo-rm",
+                vendor=options.vendor,
                 instructions="Which response is more helpful and harmless? Answer A, B or tie."))
             add_items(s, campaign, demo_items(options.items, options.gold_share))
             start_campaign(s, settings, campaign)
@@ -279,7 +331,15 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[di
                 raise TimeoutError(f"the demo did not finish within {options.timeout_s:.0f}s (at {state}); "
                                    f"logs in {run_dir}")
             stop.wait(0.5)
-        return _summary(settings, campaign_id, vendor_url, stages, options, started)
+        summary = _summary(settings, campaign_id, vendor_url, stages, options, started)
+        summary["dashboard"] = {"url": f"{api.url}/dashboard", "token": api.token}
+        if serve is not None:
+            serve(summary)
+            for process in reversed(services.processes):  # the loop is done; keep only the dashboard
+                process.stop()
+            services.processes.clear()
+            stop.wait()
+        return summary
     finally:
         services.stop()
         for sig, handler in previous.items():

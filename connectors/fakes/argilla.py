@@ -142,6 +142,9 @@ def create_app(vendor: FakeVendor | None = None, *, workspace: str = WORKSPACE) 
             return err(401, "Could not validate credentials")
         if did not in datasets:
             return err(404, f"Dataset with id `{did}` not found")
+        if part == "records":  # (this route is matched first)
+            q = request.query_params
+            return list_records(did, request, int(q.get("offset", 0)), int(q.get("limit", 50)), q.get("include"))
         if part in ("fields", "questions"):
             return JSONResponse({"items": datasets[did][f"_{part}"]})
         if part in ("vectors-settings", "metadata-properties"):

@@ -68,7 +68,7 @@ def create_app(vendor: FakeVendor | None = None, *, access_key_id: str = ACCESS_
         expired = hit["Expiration"] <= now
         done = sum(1 for w in mine if w.done(now))
         pending = 0 if expired else sum(1 for w in mine if not w.done(now) and not w.withdrawn and w.created <= now)
-        available = 0 if expired else hit["MaxAssignments"] - done - pending
+        available = hit["MaxAssignments"] - done - pending  # unassigned slots stay counted after expiry
         status = "Reviewable" if expired or done >= hit["MaxAssignments"] else (
             "Unassignable" if available == 0 else "Assignable")
         return {**{k: v for k, v in hit.items() if not k.startswith("_")}, "HITStatus": status,

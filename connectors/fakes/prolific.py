@@ -270,11 +270,15 @@ def create_app(vendor: FakeVendor | None = None) -> FastAPI:
                 elif all(str(o["value"]).isdigit() for o in ins.get("options", [])):
                     kind = "rating"
                 plan: list[tuple[dict[str, Any], Work]] = []
+                places = int(study["total_available_places"])
+                participants = vendor.crowd.raters_for(sid, places)  # the same people do every task
                 for row in rows:
                     n = sum(1 for k, v in row.items() if k.startswith("response_") and v)
                     key = f"{sid}/{row['crowdbridge_item_id']}"
-                    plan += [(row, w) for w in plan_work(vendor, key, kind, n, int(study["total_available_places"]),
-                                                         start=now, scale=len(ins.get("options") or []) or 5)]
+                    for person, w in zip(participants, plan_work(vendor, key, kind, n, places, start=now,
+                                                                 scale=len(ins.get("options") or []) or 5)):
+                        w.rater = person
+                        plan.append((row, w))
                 work[sid] = plan
             elif action == "STOP":
                 study["status"] = "AWAITING REVIEW"

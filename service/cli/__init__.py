@@ -43,10 +43,15 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 280.0,
     faults: Annotated[bool, typer.Option(help="inject vendor faults (5xx, 429, duplicates, malformed)")] = True,
+    serve: Annotated[bool, typer.Option(help="keep the dashboard up after the run, until Ctrl-C")] = False,
+    port: Annotated[int, typer.Option(help="port of the API and dashboard (0: any free port)")] = 0,
+    vendor: Annotated[str, typer.Option(help="simulated, or label_studio (a local Label Studio, if installed)")]
+    = "simulated",
 ) -> None:
     """Run the whole loop on embedded defaults: vendor, broker and worker are started and stopped here."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from connectors.label_studio.local import LabelStudioUnavailable
     from service.demo import DemoOptions, run_demo
 
     settings = get_settings()
@@ -56,7 +61,11 @@ def demo(
         os.environ["CROWDBRIDGE_DATA_DIR"] = str(run_dir)
         get_settings.cache_clear()
         settings = get_settings()
-    options = DemoOptions(items=items, raters=raters, timeout_s=timeout, **({} if faults else {"faults": {}}))
+    if vendor not in ("simulated", "label_studio"):
+        console.print(f"[red]error[/]: --vendor must be simulated or label_studio, not {vendor!r}")
+        raise typer.Exit(2)
+    options = DemoOptions(items=items, raters=raters, timeout_s=timeout, api_port=port, vendor=vendor,
+                          **({} if faults else {"faults": {}}))
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=as_json and not console.is_terminal) as bars:
         tasks = {
@@ -73,15 +82,33 @@ def demo(
             bars.update(tasks["jobs_done"], completed=state["jobs_done"],
                         total=state["jobs_done"] + state["jobs_active"] or None)
 
+        def dashboard(url: str, token: str) -> None:
+            console.print(f"dashboard: [bold]{url}[/] (sign in with token [bold]{token}[/])")
+
+        served: list[bool] = []
+
+        def keep_serving(summary: dict[str, Any]) -> None:
+            served.append(True)
+            bars.stop()
+            print_json(summary) if as_json else _print_demo_summary(summary)
+            console.print(f"serving the dashboard at {summary['dashboard']['url']} until Ctrl-C")
+
         try:
-            summary = run_demo(settings, options, progress=show, run_dir=run_dir)
+            summary = run_demo(settings, options, progress=show, run_dir=run_dir, on_dashboard=dashboard,
+                               serve=keep_serving if serve else None)
+        except LabelStudioUnavailable as exc:  # never installed silently (~1 GB): say how instead
+            console.print(f"[red]Label Studio is not available[/]: {exc}")
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
+            if served:  # Ctrl-C after the run is how --serve ends
+                raise typer.Exit(0) from None
             console.print("[yellow]interrupted: every process the demo started has been stopped[/]")
             raise typer.Exit(130) from None
     if as_json:
         print_json(summary)
         return
     _print_demo_summary(summary)
+    console.print(f"dashboard (while running): {summary['dashboard']['url']}; rerun with --serve to keep it up")
 
 
 def _fmt(value: Any) -> str:

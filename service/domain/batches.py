@@ -26,7 +26,7 @@ from service.domain.redaction import Redactor
 from service.domain.vendors import connector_for
 from service.errors import InvalidTransition, NotFound
 from service.settings import Settings
-from service.storage.models import Batch, BatchItem, BatchStatus, Campaign, Item, RedactionRecord, SubmissionAttempt
+from service.storage.models import Batch, BatchItem, BatchStatus, Campaign, CampaignStatus, Item, RedactionRecord, SubmissionAttempt
 from service.storage.types import utcnow
 
 __all__ = ["TRANSITIONS", "batch_request", "load_batch", "push_batch", "transition"]
@@ -95,6 +95,13 @@ def push_batch(session: Session, settings: Settings, batch_id: uuid.UUID | str, 
         return "skipped"  # already done, cancelled or failed: the world says there is nothing to do
     campaign = session.get(Campaign, batch.campaign_id)
     assert campaign is not None
+    if campaign.status is CampaignStatus.paused:
+        return "paused"  # stays pending; starting the campaign again re-queues it
+    if campaign.status is CampaignStatus.cancelled:
+        transition(batch, S.cancelled)
+        session.add(batch)
+        session.commit()
+        return "cancelled"
     transition(batch, S.submitting)
     attempt = SubmissionAttempt(batch_id=batch.id, action="submit", task_id=task_id)
     session.add_all([batch, attempt])

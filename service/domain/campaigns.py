@@ -178,8 +178,13 @@ def start_campaign(session: Session, settings: Settings, campaign: Campaign) -> 
             raise InvalidInput(f"budget {campaign.budget_usd:.2f} USD is below the first pass's cost "
                                f"{cost:.2f} USD ({len(pending)} items x {campaign.raters_per_item} raters x "
                                f"{reward} USD); raise the budget or lower raters_per_item")
+    resumed = campaign.status is CampaignStatus.paused
     campaign.status = CampaignStatus.running
     session.add(campaign)
+    if resumed:  # batches held back while paused go out now
+        for held in session.exec(select(Batch).where(Batch.campaign_id == campaign.id)
+                                 .where(Batch.status == BatchStatus.pending)):
+            outbox.enqueue(session, outbox.PUSH_BATCH, held.id)
     return plan_batches(session, settings, campaign, pending, raters_per_item=campaign.raters_per_item)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
 from service.aggregation import (
@@ -235,15 +235,16 @@ def _state_details(ds: DawidSkene, frame: pd.DataFrame, updates: int, chosen: st
 
 # -- the use case -----------------------------------------------------------------------------------------
 def _consensus_rows(campaign: Campaign, method: str, result: AggregationResult, items: pd.Index,
-                    counts: pd.Series, threshold: float) -> list[ConsensusLabel]:
+                    counts: pd.Series, threshold: float) -> list[dict[str, Any]]:
+    """Rows for one bulk INSERT (ORM objects cost ~10x more at 20k+ items per reconciliation)."""
     now = utcnow()
     probas = result.probas.reindex(items)
     conf = probas.max(axis=1)
     labels = result.labels.reindex(items)
     cols = [str(c) for c in probas.columns]
-    return [ConsensusLabel(campaign_id=campaign.id, item_id=uuid.UUID(task), method=method, label=str(label),
-                           confidence=float(c), posterior=dict(zip(cols, map(float, post))),
-                           n_judgments=int(counts[task]), contested=bool(c < threshold), computed_at=now)
+    return [{"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": uuid.UUID(task), "method": method,
+             "label": str(label), "confidence": float(c), "posterior": dict(zip(cols, map(float, post))),
+             "n_judgments": int(counts[task]), "contested": bool(c < threshold), "computed_at": now}
             for task, label, c, post in zip(items, labels.to_numpy(), conf.to_numpy(), probas.to_numpy())]
 
 
@@ -303,9 +304,10 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
         rewrite = touched if (touched is not None and (method != PRIMARY_METHOD or chosen in ("mv", "ds"))) \
             else None
         _delete_rows(session, campaign, method, rewrite)
-        session.add_all(_consensus_rows(campaign, method, results[method],
-                                        all_items if rewrite is None else rewrite, counts,
-                                        settings.contested_threshold))
+        rows = _consensus_rows(campaign, method, results[method], all_items if rewrite is None else rewrite,
+                               counts, settings.contested_threshold)
+        if rows:
+            session.execute(insert(ConsensusLabel), rows)
     probas = results[PRIMARY_METHOD].probas.reindex(all_items)
     contested = [uuid.UUID(t) for t in all_items[(probas.max(axis=1) < settings.contested_threshold).to_numpy()]]
     auditable = {str(b) for b in session.exec(select(Batch.id).where(Batch.campaign_id == campaign.id)

@@ -48,7 +48,7 @@ class RewardConfig:
 
     Optimisation
         batch_size: pairs per optimizer step (per process).
-        epochs: passes over the training pairs. ``None``: 1 for ``full``, 30 for ``frozen``.
+        epochs: passes over the training pairs. ``None``: 1 for ``full``, 10 for ``frozen``.
         max_steps: stop after this many optimizer steps (``None``: no limit); the LR schedule uses it.
         learning_rate: peak AdamW learning rate. ``None``: 2e-5 for ``full``, 1e-3 for ``frozen``.
         weight_decay: AdamW weight decay. *(differs from TRL: 0.01 instead of 0.0)*
@@ -143,7 +143,7 @@ class RewardConfig:
         frozen = self.mode == "frozen"
         return dataclasses.replace(
             self,
-            epochs=self.epochs if self.epochs is not None else (30 if frozen else 1),
+            epochs=self.epochs if self.epochs is not None else (10 if frozen else 1),
             learning_rate=self.learning_rate
             if self.learning_rate is not None
             else (1e-3 if frozen else 2e-5),

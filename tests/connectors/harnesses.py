@@ -86,3 +86,97 @@ def label_studio(turnaround_s: float = 0.0) -> Iterator[Harness]:
 
 
 FACTORIES["label_studio"] = label_studio
+
+
+def _serve(module: str, vendor: FakeVendor, **kwargs: Any) -> Any:
+    import importlib
+
+    app = importlib.import_module(f"connectors.fakes.{module}").create_app(vendor, **kwargs)
+    return serve_in_thread(app, vendor, ticker=app.state.tick)
+
+
+@contextlib.contextmanager
+def appen(**crowd: Any) -> Iterator[Harness]:
+    vendor = FakeVendor("appen", API_KEY, crowd=Crowd(prefix="4", **crowd))
+    with _serve("appen", vendor) as fake:
+        yield Harness("appen", {"base_url": fake.url + "/v1", "api_key": API_KEY}, fake,
+                      creations=lambda ledger: ledger["creations"])
+
+
+@contextlib.contextmanager
+def prolific(**crowd: Any) -> Iterator[Harness]:
+    vendor = FakeVendor("prolific", API_KEY, crowd=Crowd(prefix="6570participant", **crowd))
+    with _serve("prolific", vendor) as fake:
+        yield Harness("prolific", {"base_url": fake.url + "/api/v1", "api_key": API_KEY,
+                                   "webhook_secret": "prolific-secret", "options": {"workspace_id": "ws1"}}, fake,
+                      creations=lambda ledger: {k: v for k, v in ledger["creations"].items()
+                                                if k.startswith(("batch:", "study:"))})
+
+
+@contextlib.contextmanager
+def argilla(**crowd: Any) -> Iterator[Harness]:
+    vendor = FakeVendor("argilla", API_KEY, crowd=Crowd(prefix="annotator", **crowd))
+    with _serve("argilla", vendor) as fake:
+        yield Harness("argilla", {"base_url": fake.url, "api_key": API_KEY, "webhook_secret": None}, fake,
+                      creations=lambda ledger: ledger["creations"])
+
+
+@contextlib.contextmanager
+def mturk(**crowd: Any) -> Iterator[Harness]:
+    from connectors.fakes.mturk import ACCESS_KEY_ID
+
+    vendor = FakeVendor("mturk", "fake-secret", crowd=Crowd(prefix="A3FAKEWORKER", **crowd))
+    with _serve("mturk", vendor) as fake:
+        yield Harness("mturk", {"base_url": fake.url, "api_key": f"{ACCESS_KEY_ID}:fake-secret",
+                                "reward_per_judgment": 0.05, "options": {"page_size": 2}}, fake,
+                      creations=lambda ledger: {k: v for k, v in ledger["creations"].items() if k.startswith("hit:")})
+
+
+def toy_scorer(prompt: str, responses: Any) -> list[float]:
+    """A deterministic stand-in for a reward model: longer, more specific answers score higher."""
+    return [len(set(r.split())) * 0.3 + (hash(r) % 7) * 0.05 for r in responses]
+
+
+@contextlib.contextmanager
+def file(turnaround_s: float = 0.0, **_: Any) -> Iterator[Harness]:
+    import csv
+    import tempfile
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from connectors.fakes.common import canonical_answer
+
+    with tempfile.TemporaryDirectory(prefix="cb-file-vendor-") as root:
+        def export() -> None:
+            [folder] = [p for p in Path(root).iterdir() if (p / "items.csv").exists()]
+            with (folder / "items.csv").open() as fh:
+                items = list(csv.DictReader(fh))
+            rows = []
+            for item in items:
+                for r in range(int(item["raters_wanted"])):
+                    rows.append({"item_id": item["item_id"], "worker_id": f"sheet-rater-{r}",
+                                 "answer": canonical_answer("pairwise", 2, item["item_id"], str(r)),
+                                 "submitted_at": datetime.now(timezone.utc).isoformat(), "cost": "0.02"})
+            rows.append(dict(rows[0]))  # the vendor's export repeats a row
+            rows.append({"item_id": items[0]["item_id"], "worker_id": "", "answer": "A", "submitted_at": "soon",
+                         "cost": ""})  # and has a broken one
+            with (folder / "judgments-export.csv").open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+
+        harness = Harness("file", {"options": {"root": root}}, None, wire=False,
+                          inject=None if turnaround_s > 5 else export, timeout_s=10)
+        yield harness
+
+
+@contextlib.contextmanager
+def model(turnaround_s: float = 0.0, **_: Any) -> Iterator[Harness]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cb-model-rater-") as state:
+        yield Harness("model", {"options": {"scorer": "tests.connectors.harnesses:toy_scorer", "state_dir": state,
+                                            "page_size": 2}}, None, wire=False, vendor_faults=False, timeout_s=10)
+
+
+FACTORIES.update(appen=appen, prolific=prolific, argilla=argilla, mturk=mturk, file=file, model=model)

@@ -15,7 +15,7 @@ def test_contradictions_rejected(kwargs: dict) -> None:
 def test_per_mode_defaults_resolved_and_json_roundtrip() -> None:
     frozen = RewardConfig(mode="frozen").resolved()
     full = RewardConfig(mode="full").resolved()
-    assert (frozen.epochs, frozen.learning_rate) == (30, 1e-3)
+    assert (frozen.epochs, frozen.learning_rate) == (10, 1e-3)
     assert (full.epochs, full.learning_rate) == (1, 2e-5)
     assert RewardConfig(mode="full", epochs=3).resolved().epochs == 3
     cfg = RewardConfig(mode="full", cache_dir="/tmp/x")

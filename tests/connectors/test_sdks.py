@@ -1,0 +1,57 @@
+"""The fakes must work with each vendor's OFFICIAL SDK (bench/test-only dependencies, in their own venv)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.connectors import harnesses
+
+pytestmark = pytest.mark.integration
+
+# toloka-kit 1.2.3 imports httpx._types.VerifyTypes, gone in httpx 0.28
+SDKS = ["scaleapi==2.18.4", "surge-api==1.5.24", "toloka-kit==1.2.3", "argilla==2.8.0", "boto3", "httpx<0.28"]
+DRIVER = Path(__file__).with_name("sdk_driver.py")
+
+
+@pytest.fixture(scope="session")
+def sdk_python() -> str:
+    """``~/.cache/crowdbridge/sdk-venv`` with the vendor SDKs, created once and reused (like Label Studio's)."""
+    cache = Path(os.environ.get("CROWDBRIDGE_CACHE_DIR", Path.home() / ".cache" / "crowdbridge"))
+    venv = cache / "sdk-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / "sdk-install.log", "wb") as log:
+            steps = [[sys.executable, "-m", "venv", str(venv)], [str(python), "-m", "pip", "install", *SDKS]]
+            for step in steps:
+                if subprocess.run(step, stdout=log, stderr=subprocess.STDOUT, timeout=900).returncode != 0:
+                    pytest.skip(f"could not create the SDK venv {venv}; see {cache / 'sdk-install.log'}")
+    return str(python)
+
+
+def _drive(python: str, vendor: str, url: str, key: str) -> dict[str, Any]:
+    done = subprocess.run([python, str(DRIVER), vendor, url, key], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("vendor", ["scale", "surge", "toloka"])
+def test_official_sdk_drives_the_fake(sdk_python: str, vendor: str) -> None:
+    with harnesses.FACTORIES[vendor]() as h:
+        url = h.section["base_url"].removesuffix("/v1")
+        seen = _drive(sdk_python, vendor, url, harnesses.API_KEY)
+        ledger = h.fake.ledger()
+    if vendor == "scale":
+        assert seen["refused"] and seen["listed"] == [seen["task"]]  # the repeated unique_id -> 409
+    elif vendor == "surge":
+        assert len(seen["tasks"]) == 1 and seen["status"] == "in_progress"
+    else:
+        assert seen["pool_status"] == "OPEN"
+    assert ledger["counters"]["requests"] >= 3
