@@ -79,16 +79,24 @@ def _end_to_end(db: str, n_items: int, raters: int, tag: str) -> dict[str, float
         s.commit()
     relay_outbox()
 
+    marks: dict[str, float] = {}
+    expected = n_items * raters
+
     def done() -> bool:
         with session_scope(db) as s:
             campaign = s.get(Campaign, campaign_id)
+            if "stored_s" not in marks:
+                stored = s.exec(select(func.count()).select_from(Judgment)
+                                .where(Judgment.campaign_id == campaign_id)).one()
+                if stored >= expected:
+                    marks["stored_s"] = round(time.monotonic() - started, 2)
             return campaign is not None and campaign.status is CampaignStatus.completed
 
     _wait(done, 3600)
     seconds = time.monotonic() - started
     with session_scope(db) as s:
         stored = s.exec(select(func.count()).select_from(Judgment).where(Judgment.campaign_id == campaign_id)).one()
-    return {"items": n_items, "raters": raters, "judgments": stored, "seconds": round(seconds, 2),
+    return {"items": n_items, "raters": raters, "judgments": stored, "seconds": round(seconds, 2), **marks,
             "judgments_per_s": round(stored / seconds, 1), "ms_per_item": round(1000 * seconds / n_items, 3)}
 
 

@@ -117,19 +117,20 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
         f: FaultConfig = knobs["faults"]
         seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM delivery WHERE batch_id = ?",
                            (batch_id,)).fetchone()[0]
-        earlier: list[str] = []
+        deliveries: list[tuple[str, int, str, str]] = []
+        seqs: list[tuple[int, str]] = []
+        counts = {"judgments_produced": 0, "duplicates_sent": 0, "malformed_sent": 0}
         for a_id, task_id, rater_id, label, started, due_at, cost in due:
             seq += 1
             body = state.dumps({"id": a_id, "task_id": task_id, "worker_id": rater_id, "answer": label,
                                 "started_at": started, "submitted_at": due_at, "cost_usd": cost})
-            conn.execute("INSERT INTO delivery VALUES (?, ?, 'judgment', ?)", (batch_id, seq, body))
-            conn.execute("UPDATE assignment SET seq = ? WHERE id = ?", (seq, a_id))
-            state.bump(conn, "judgments_produced")
-            earlier.append(body)
+            deliveries.append((batch_id, seq, "judgment", body))
+            seqs.append((seq, a_id))
+            counts["judgments_produced"] += 1
             if chance(f.duplicate_rate):
                 seq += 1
-                conn.execute("INSERT INTO delivery VALUES (?, ?, 'duplicate', ?)", (batch_id, seq, body))
-                state.bump(conn, "duplicates_sent")
+                deliveries.append((batch_id, seq, "duplicate", body))
+                counts["duplicates_sent"] += 1
             if chance(f.malformed_rate):
                 seq += 1
                 bad = rng.choice([
@@ -137,8 +138,13 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
                     '{"id": "%s-y", "task_id": "%s", "answer": "purple", "worker_id": "w"}' % (a_id, task_id),
                     '"<error>record %s could not be serialised</error>"' % a_id,
                 ])
-                conn.execute("INSERT INTO delivery VALUES (?, ?, 'malformed', ?)", (batch_id, seq, bad))
-                state.bump(conn, "malformed_sent")
+                deliveries.append((batch_id, seq, "malformed", bad))
+                counts["malformed_sent"] += 1
+        conn.executemany("INSERT INTO delivery VALUES (?, ?, ?, ?)", deliveries)
+        conn.executemany("UPDATE assignment SET seq = ? WHERE id = ?", seqs)
+        for name, n in counts.items():
+            if n:
+                state.bump(conn, name, n)
 
     @app.post("/v1/batches")
     def create_batch(body: BatchIn, authorization: str | None = Header(None)) -> JSONResponse:

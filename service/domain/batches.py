@@ -16,8 +16,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from connectors.base import BatchRequest, TaskSpec, VendorBatchRef
@@ -27,6 +25,7 @@ from service.domain.vendors import connector_for
 from service.errors import InvalidTransition, NotFound
 from service.settings import Settings
 from service.storage.models import Batch, BatchItem, BatchStatus, Campaign, CampaignStatus, Item, RedactionRecord, SubmissionAttempt
+from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
 __all__ = ["TRANSITIONS", "batch_request", "load_batch", "push_batch", "transition"]
@@ -74,9 +73,8 @@ def batch_request(session: Session, batch: Batch, campaign: Campaign, settings: 
             records.append({"batch_id": batch.id, "item_id": item.id, "counts": record.counts,
                             "digests": record.digests, "created_at": utcnow()})
         tasks.append(TaskSpec(item_id=str(item.id), prompt=prompt, responses=tuple(responses), gold=item.gold))
-    if records:  # a retry redacts the same way; keep the first record
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(RedactionRecord).values(records).on_conflict_do_nothing())
+    # a retry redacts the same way; keep the first record
+    bulk_insert(session, RedactionRecord.__table__, records, on_conflict=[])  # type: ignore[attr-defined]
     return BatchRequest(batch_id=str(batch.id), idempotency_key=batch.idempotency_key,
                         campaign_id=str(campaign.id), kind=campaign.kind, instructions=campaign.instructions,
                         raters_per_item=batch.raters_per_item, tasks=tuple(tasks), rating_scale=campaign.rating_scale,

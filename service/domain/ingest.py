@@ -14,11 +14,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from connectors.base import BatchState, MalformedRecord, ResultPage, VendorBatchRef, valid_label
+from connectors.base import BatchState, MalformedRecord, ResultPage, VendorBatchRef, VendorJudgment, valid_label
 from connectors.errors import ConnectorError, RateLimited
 from service.domain import outbox
 from service.domain.batches import load_batch, transition
@@ -26,6 +24,7 @@ from service.domain.vendors import connector_for
 from service.settings import Settings
 from service.storage.models import Batch, BatchItem, BatchStatus, Campaign, Item, Judgment, QuarantinedPayload
 from service.storage.models import SubmissionAttempt
+from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
 __all__ = ["StoreResult", "SyncResult", "quarantine", "store_page", "sync_batch"]
@@ -54,13 +53,8 @@ def quarantine(session: Session, *, vendor: str, batch_id: uuid.UUID | None, rec
         fingerprint = hashlib.sha256(f"{batch_id}|{source}|{r.raw}".encode()).hexdigest()
         rows[fingerprint] = {"id": uuid.uuid4(), "vendor": vendor, "batch_id": batch_id, "source": source,
                              "reason": r.reason, "raw": r.raw, "received_at": utcnow(), "fingerprint": fingerprint}
-    statement = _insert(session)(QuarantinedPayload).values(list(rows.values())).on_conflict_do_nothing(
-        index_elements=["vendor", "fingerprint"]).returning(QuarantinedPayload.__table__.c.id)
-    return len(session.execute(statement).all())
-
-
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return bulk_insert(session, QuarantinedPayload.__table__, list(rows.values()),  # type: ignore[attr-defined]
+                       on_conflict=["vendor", "fingerprint"], returning="id")
 
 
 def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultPage, *,
@@ -76,32 +70,38 @@ def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultP
                 ids.append(uuid.UUID(raw_id))
             except ValueError:
                 pass
-        items = {str(i.id): i for i in session.exec(
-            select(Item).join(BatchItem, col(BatchItem.item_id) == Item.id)
+        # item id -> number of responses, for this batch only (columns, not ORM objects: this is the hot path)
+        n_responses = {str(item_id): len(responses) for item_id, responses in session.execute(
+            select(Item.id, Item.responses).join(BatchItem, col(BatchItem.item_id) == Item.id)
             .where(BatchItem.batch_id == batch.id).where(col(Item.id).in_(ids)))}
         rows = []
+        now = utcnow()
         for j in page.judgments:
-            item = items.get(j.item_id)
-            raw = json.dumps(j.raw or {"id": j.vendor_judgment_id, "task_id": j.item_id, "worker_id": j.rater_id,
-                                       "answer": j.label, "submitted_at": j.submitted_at}, sort_keys=True, default=str)
-            if item is None:
-                bad.append(MalformedRecord(raw=raw, reason=f"task {j.item_id!r} is not an item of batch {batch.id}"))
-            elif not valid_label(campaign.kind, j.label, len(item.responses), campaign.rating_scale):
-                bad.append(MalformedRecord(raw=raw, reason=f"label {j.label!r} is not a valid {campaign.kind.value} "
-                                                            f"answer for an item with {len(item.responses)} responses"))
+            n = n_responses.get(j.item_id)
+            if n is None:
+                bad.append(MalformedRecord(raw=_raw_text(j), reason=f"task {j.item_id!r} is not an item of batch "
+                                                                      f"{batch.id}"))
+            elif not valid_label(campaign.kind, j.label, n, campaign.rating_scale):
+                bad.append(MalformedRecord(raw=_raw_text(j), reason=f"label {j.label!r} is not a valid "
+                                                                      f"{campaign.kind.value} answer for an item "
+                                                                      f"with {n} responses"))
             else:
-                rows.append({"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": item.id,
+                rows.append({"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": uuid.UUID(j.item_id),
                              "batch_id": batch.id, "vendor": batch.vendor, "vendor_judgment_id": j.vendor_judgment_id,
                              "rater_id": j.rater_id, "label": j.label, "started_at": j.started_at,
-                             "submitted_at": j.submitted_at, "received_at": utcnow(), "cost": j.cost, "raw": j.raw})
+                             "submitted_at": j.submitted_at, "received_at": now, "cost": j.cost, "raw": j.raw})
         if rows:
-            statement = _insert(session)(Judgment).values(rows).on_conflict_do_nothing(
-                index_elements=["vendor", "vendor_judgment_id"]).returning(Judgment.__table__.c.id)
-            inserted = len(session.execute(statement).all())
+            inserted = bulk_insert(session, Judgment.__table__, rows,  # type: ignore[attr-defined]
+                                   on_conflict=["vendor", "vendor_judgment_id"], returning="id")
             result.stored = inserted
             result.duplicates = len(rows) - inserted
     result.quarantined = quarantine(session, vendor=batch.vendor, batch_id=batch.id, records=bad, source=source)
     return result
+
+
+def _raw_text(j: VendorJudgment) -> str:
+    return json.dumps(j.raw or {"id": j.vendor_judgment_id, "task_id": j.item_id, "worker_id": j.rater_id,
+                                "answer": j.label, "submitted_at": j.submitted_at}, sort_keys=True, default=str)
 
 
 def _record_failure(session: Session, batch: Batch, exc: ConnectorError, task_id: str | None) -> None:

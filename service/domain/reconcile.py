@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from service.aggregation import (
@@ -59,6 +59,7 @@ from service.storage.models import (
     Item,
     Judgment,
 )
+from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
 __all__ = ["CONSENSUS_METHODS", "FULL_REFIT_EVERY", "PRIMARY_METHOD", "ReconcileResult", "judgments_frame",
@@ -306,8 +307,7 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
         _delete_rows(session, campaign, method, rewrite)
         rows = _consensus_rows(campaign, method, results[method], all_items if rewrite is None else rewrite,
                                counts, settings.contested_threshold)
-        if rows:
-            session.execute(insert(ConsensusLabel), rows)
+        bulk_insert(session, ConsensusLabel.__table__, rows)  # type: ignore[attr-defined]
     probas = results[PRIMARY_METHOD].probas.reindex(all_items)
     contested = [uuid.UUID(t) for t in all_items[(probas.max(axis=1) < settings.contested_threshold).to_numpy()]]
     auditable = {str(b) for b in session.exec(select(Batch.id).where(Batch.campaign_id == campaign.id)

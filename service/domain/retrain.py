@@ -42,6 +42,7 @@ from service.storage.models import (
     RetrainStatus,
     SnapshotJudgment,
 )
+from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
 __all__ = ["RetrainOutcome", "build_pairs", "maybe_enqueue_retrain", "run_retrain_job", "scheduled_retrains"]
@@ -153,7 +154,8 @@ def _write_snapshot(session: Session, settings: Settings, campaign: Campaign, pa
     session.add(snapshot)
     session.flush()
     links = {uuid.UUID(j) for ids in pairs["judgment_ids"] for j in ids}
-    session.add_all([SnapshotJudgment(snapshot_id=snapshot.id, judgment_id=j) for j in sorted(links)])
+    bulk_insert(session, SnapshotJudgment.__table__,  # type: ignore[attr-defined]
+                [{"snapshot_id": snapshot.id, "judgment_id": j} for j in sorted(links)])
     return snapshot
 
 
