@@ -29,6 +29,7 @@ from sqlmodel import select
 from service.broker import EmbeddedBroker
 from service.domain.campaigns import CampaignSpec, add_items, create_campaign, start_campaign
 from service.domain.reconcile import PRIMARY_METHOD
+from service.domain.retrain import unused_pairs
 from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
 from service.settings import Settings, get_settings
 from service.storage.db import migrate, session_scope
@@ -181,13 +182,14 @@ def _snapshot(url: str, campaign_id: Any) -> dict[str, Any]:
         campaign = s.get(Campaign, campaign_id)
         jobs = dict(s.exec(select(RetrainJob.status, func.count()).where(RetrainJob.campaign_id == campaign_id)
                            .group_by(RetrainJob.status)).all())
+        untrained = unused_pairs(s, campaign) if campaign else 0
     done = sum(v for k, v in batches.items() if k in (BatchStatus.submitted, BatchStatus.completed))
     return {"batches": sum(batches.values()), "submitted": done,
             "completed": batches.get(BatchStatus.completed, 0), "expected": int(expected), "stored": stored,
             "consensus": consensus, "campaign": campaign.status if campaign else None,
             "jobs_active": jobs.get(RetrainStatus.queued, 0) + jobs.get(RetrainStatus.running, 0),
             "jobs_done": jobs.get(RetrainStatus.succeeded, 0) + jobs.get(RetrainStatus.failed, 0),
-            "jobs_failed": jobs.get(RetrainStatus.failed, 0)}
+            "jobs_failed": jobs.get(RetrainStatus.failed, 0), "untrained_pairs": untrained}
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -324,7 +326,8 @@ def run_demo(settings: Settings, options: DemoOptions, *, progress: Callable[[di
                 progress(state)
             if state["jobs_failed"]:
                 raise RuntimeError(f"reward-model training failed; see {run_dir / 'worker.log'}")
-            if state["campaign"] is CampaignStatus.completed and state["jobs_done"] and not state["jobs_active"]:
+            if (state["campaign"] is CampaignStatus.completed and state["jobs_done"] and not state["jobs_active"]
+                    and not state["untrained_pairs"]):  # the last model saw every reconciled pair
                 stages["reward_model_trained"] = now
                 break
             if time.monotonic() > deadline:

@@ -45,7 +45,8 @@ from service.storage.models import (
 from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
-__all__ = ["RetrainOutcome", "build_pairs", "maybe_enqueue_retrain", "run_retrain_job", "scheduled_retrains"]
+__all__ = ["RetrainOutcome", "build_pairs", "maybe_enqueue_retrain", "run_retrain_job", "scheduled_retrains",
+           "unused_pairs"]
 
 ACTIVE = (RetrainStatus.queued, RetrainStatus.running)
 OPEN = (BatchStatus.pending, BatchStatus.submitting, BatchStatus.submitted)
@@ -97,7 +98,7 @@ def maybe_enqueue_retrain(session: Session, settings: Settings, campaign: Campai
                           .where(col(RetrainJob.status).in_(ACTIVE))).first()
     if active is not None:
         return None  # debounced: the running job's completion re-applies the policy
-    new = _unused_pairs(session, campaign)
+    new = unused_pairs(session, campaign)
     finished = campaign.status is CampaignStatus.completed
     if not force and not (new >= settings.retrain_min_new_pairs or (finished and new > 0)):
         return None
@@ -122,16 +123,22 @@ def scheduled_retrains(session: Session, settings: Settings) -> int:
     for campaign in session.exec(select(Campaign).where(Campaign.kind == JudgmentKind.pairwise)):
         last = newest.get(campaign.model_family)
         if last is None or last.timestamp() < cutoff:
-            unused = _unused_pairs(session, campaign)
+            unused = unused_pairs(session, campaign)
             if unused and maybe_enqueue_retrain(session, settings, campaign, trigger="schedule", force=True):
                 queued += 1
     session.commit()
     return queued
 
 
-def _unused_pairs(session: Session, campaign: Campaign) -> int:
-    used = _used_items(session, campaign.model_family)
-    return sum(1 for label, _ in _final_consensus(session, campaign) if label.item_id not in used)
+def unused_pairs(session: Session, campaign: Campaign) -> int:
+    """Reconciled, final preferences that no model version of the campaign's family has trained on."""
+    open_items = select(BatchItem.item_id).join(Batch).where(Batch.campaign_id == campaign.id) \
+        .where(col(Batch.status).in_(OPEN))
+    final = set(session.exec(select(ConsensusLabel.item_id).where(ConsensusLabel.campaign_id == campaign.id)
+                             .where(ConsensusLabel.method == PRIMARY_CONSENSUS)
+                             .where(col(ConsensusLabel.label).in_(["A", "B"]))
+                             .where(col(ConsensusLabel.item_id).not_in(open_items))))
+    return len(final - _used_items(session, campaign.model_family)) if final else 0
 
 
 def _split(pairs: pd.DataFrame, eval_share: float = 0.15) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -17,6 +17,7 @@ from service.storage.models import (
     Campaign,
     CampaignStatus,
     ConsensusLabel,
+    ModelVersion,
     OutboxMessage,
     RetrainJob,
     RetrainStatus,
@@ -71,6 +72,20 @@ def requeue_stuck_work(session: Session, settings: Settings) -> int:
             job.created_at = now
             session.add(job)
             outbox.enqueue(session, outbox.TRAIN, job.id, queue="training")
+            count += 1
+    # the retraining policy once more: a trigger dropped while another run of the family was active
+    # (debounce) or lost with its message is picked up here
+    from service.domain.retrain import maybe_enqueue_retrain
+
+    newest_model = dict(session.exec(select(ModelVersion.family, func.max(ModelVersion.created_at))
+                                     .group_by(ModelVersion.family)).all())
+    for campaign in session.exec(select(Campaign).where(col(Campaign.status).in_(
+            [CampaignStatus.running, CampaignStatus.completed]))):
+        reconciled = last_reconciled.get(campaign.id)
+        trained = newest_model.get(campaign.model_family)
+        if reconciled is None or (trained is not None and trained >= reconciled):
+            continue  # nothing reconciled since the family's newest model: nothing new to train on
+        if maybe_enqueue_retrain(session, settings, campaign, trigger="policy") is not None:
             count += 1
     session.commit()
     return count
