@@ -49,6 +49,7 @@ def create_app(vendor: FakeVendor | None = None) -> FastAPI:
     tasks: dict[str, dict[str, Any]] = {}
     work: dict[str, list[Work]] = {}
     operations: dict[str, dict[str, Any]] = {}
+    operation_logs: dict[str, list[dict[str, Any]]] = {}
     hooks: list[dict[str, Any]] = []
     sent: set[str] = set()
     seq = {"n": 0}
@@ -185,11 +186,15 @@ def create_app(vendor: FakeVendor | None = None) -> FastAPI:
                 return err(409, "OPERATION_ALREADY_EXISTS", f"operation {op_id} already exists")
             rows = body if isinstance(body, list) else [body]
             now = time.time()
+            log: list[dict[str, Any]] = []
             for row in rows:
                 pool = pools.get(str(row.get("pool_id")))
                 if pool is None:
                     return err(400, "VALIDATION_ERROR", "pool_id does not exist")
                 tid = next_id()
+                # the operation log: the SDK maps its objects to created ids through "__item_idx"
+                log.append({"type": "TASK_CREATE", "success": True, "input": dict(row), "output": {"task_id": tid},
+                            "datetime": _iso(now)})
                 overlap = int(row.get("overlap") or pool["defaults"]["default_overlap_for_new_tasks"])
                 tasks[tid] = {"id": tid, "pool_id": pool["id"], "input_values": row["input_values"],
                               "overlap": overlap, "created": _iso(now)}
@@ -208,6 +213,7 @@ def create_app(vendor: FakeVendor | None = None) -> FastAPI:
                 operations.pop(op["id"])
                 op["id"] = op_id
                 operations[op_id] = op
+            operation_logs[op["id"]] = log
             return JSONResponse(op, status_code=202 if q.get("async_mode") == "true" else 201)
 
     @app.get("/api/v1/operations/{op_id}")
@@ -216,6 +222,27 @@ def create_app(vendor: FakeVendor | None = None) -> FastAPI:
             return err(401, "AUTHENTICATION_ERROR", "bad token")
         with lock:
             return JSONResponse(operations[op_id]) if op_id in operations else err(404, "DOES_NOT_EXIST", "no op")
+
+    @app.get("/api/v1/operations/{op_id}/log")
+    def get_operation_log(op_id: str, request: Request) -> JSONResponse:
+        if not authorized(request):
+            return err(401, "AUTHENTICATION_ERROR", "bad token")
+        with lock:
+            if op_id not in operations:
+                return err(404, "DOES_NOT_EXIST", "no op")
+            return JSONResponse(operation_logs.get(op_id, []))
+
+    @app.get("/api/v1/tasks")
+    def find_tasks(request: Request, pool_id: str | None = None, id_gte: str | None = None,
+                   id_lte: str | None = None, id_gt: str | None = None, limit: int = 50) -> JSONResponse:
+        """Search tasks: ``items`` + ``has_more``, keyset by id (``id_gt``) as the SDK pages."""
+        if not authorized(request):
+            return err(401, "AUTHENTICATION_ERROR", "bad token")
+        with lock:
+            rows = sorted((t for t in tasks.values() if (not pool_id or t["pool_id"] == pool_id)
+                           and (id_gte is None or t["id"] >= id_gte) and (id_lte is None or t["id"] <= id_lte)
+                           and (id_gt is None or t["id"] > id_gt)), key=lambda t: t["id"])
+            return JSONResponse({"items": rows[:limit], "has_more": len(rows) > limit})
 
     @app.get("/api/v1/assignments")
     def find_assignments(request: Request, pool_id: str | None = None, status: str | None = None,

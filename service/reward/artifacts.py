@@ -38,7 +38,9 @@ class TrainResult:
 
     metrics: held-out (``heldout_accuracy``, ``calibration_error``, ``eval_loss``) and training
         (``train_loss``, ``pairs_per_second``, ``n_train``, ``n_eval``, ``reward_mean``, ``reward_std``, ...)
-        numbers. artifact_dir: where :func:`load_reward_model` finds the model. config: the resolved config
+        numbers. ``pairs_per_second`` counts optimizer-step throughput: in frozen mode that is the head on
+        cached embeddings, and ``end_to_end_pairs_per_second`` / ``embed_seconds`` include embedding.
+        artifact_dir: where :func:`load_reward_model` finds the model. config: the resolved config
         and artifact block, JSON-able (what ``config.json`` holds).
     """
 
