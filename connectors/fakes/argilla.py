@@ -136,6 +136,38 @@ def create_app(vendor: FakeVendor | None = None, *, workspace: str = WORKSPACE) 
             return err(401, "Could not validate credentials")
         return JSONResponse(pub(datasets[did])) if did in datasets else err(404, f"Dataset with id `{did}` not found")
 
+    @app.patch(api + "/datasets/{did}")
+    async def update_dataset(did: str, request: Request) -> JSONResponse:
+        """``DatasetUpdate``: only name, guidelines, allow_extra_metadata, distribution and metadata change
+        (other keys, e.g. the SDK's ``id``/``status``, are ignored); 2.8's update validator checks nothing
+        else (record statuses follow a new ``min_submitted``, computed here on read)."""
+        if not authorized(request):
+            return err(401, "Could not validate credentials")
+        body = await request.json()
+        with lock:
+            dataset = datasets.get(did)
+            if dataset is None:
+                return err(404, f"Dataset with id `{did}` not found")
+            for key in ("name", "guidelines", "allow_extra_metadata", "distribution", "metadata"):
+                if key in body and (body[key] is not None or key in ("guidelines", "metadata")):
+                    dataset[key] = body[key]
+            dataset["updated_at"] = _iso(time.time())
+            return JSONResponse(pub(dataset))
+
+    @app.delete(api + "/datasets/{did}")
+    def delete_dataset(did: str, request: Request) -> JSONResponse:
+        if not authorized(request):
+            return err(401, "Could not validate credentials")
+        with lock:
+            dataset = datasets.pop(did, None)
+            if dataset is None:
+                return err(404, f"Dataset with id `{did}` not found")
+            for rid in [rid for rid, r in records.items() if r["dataset_id"] == did]:
+                del records[rid]
+                work.pop(rid, None)
+            vendor.counters["datasets_deleted"] += 1
+            return JSONResponse(pub(dataset))
+
     @app.get(api + "/datasets/{did}/{part}")
     def list_parts(did: str, part: str, request: Request) -> JSONResponse:
         if not authorized(request):
@@ -144,7 +176,8 @@ def create_app(vendor: FakeVendor | None = None, *, workspace: str = WORKSPACE) 
             return err(404, f"Dataset with id `{did}` not found")
         if part == "records":  # (this route is matched first)
             q = request.query_params
-            return list_records(did, request, int(q.get("offset", 0)), int(q.get("limit", 50)), q.get("include"))
+            return list_records(did, request, int(q.get("offset", 0)), int(q.get("limit", 50)),
+                                ",".join(q.getlist("include")))
         if part in ("fields", "questions"):
             return JSONResponse({"items": datasets[did][f"_{part}"]})
         if part in ("vectors-settings", "metadata-properties"):
@@ -204,16 +237,34 @@ def create_app(vendor: FakeVendor | None = None, *, workspace: str = WORKSPACE) 
             if dataset["status"] != "ready":
                 return err(422, "Records cannot be created for a non published dataset")
             now = time.time()
-            by_external = {r["external_id"]: r for r in records.values() if r["dataset_id"] == did}
-            out = []
-            for item in body.get("items") or []:
-                record = by_external.get(item.get("external_id")) if item.get("external_id") else None
+            items = body.get("items") or []
+            mine = {rid: r for rid, r in records.items() if r["dataset_id"] == did}
+            by_external = {str(r["external_id"]): r for r in mine.values() if r["external_id"] is not None}
+            # an item is an update when its external_id (else its id) names a record of this dataset
+            found = [by_external.get(str(item.get("external_id"))) if item.get("external_id") is not None
+                     else mine.get(str(item.get("id"))) for item in items]
+            names = {f["name"] for f in dataset["_fields"]}
+            for idx, (item, record) in enumerate(zip(items, found)):
+                if record is not None:
+                    continue  # RecordUpdateValidator: fields aren't updated, so aren't checked
+                fields = item.get("fields") or {}
+                missing = [f["name"] for f in dataset["_fields"] if f.get("required") and fields.get(
+                    f["name"]) is None]
+                extra = [k for k in fields if k not in names]
+                if missing or extra:
+                    why = (f"missing required value for field: {missing[0]!r}" if missing else
+                           f"found fields values for non configured fields: {extra}")
+                    return err(422, f"record at position {idx} is not valid because {why}")
+            out, updated = [], []
+            for item, record in zip(items, found):
                 if record is None:
                     rid = str(uuid.uuid4())
                     record = {"id": rid, "dataset_id": did, "external_id": item.get("external_id"),
                               "fields": item.get("fields") or {}, "metadata": item.get("metadata"),
                               "inserted_at": _iso(now), "_ts": now}
                     records[rid] = record
+                    if record["external_id"] is not None:
+                        by_external[str(record["external_id"])] = record
                     vendor.creations[f"record:{item.get('external_id')}@{did}"] += 1
                     n = sum(1 for k in record["fields"] if k.startswith("response_"))
                     kind = {"ranking": "ranking", "rating": "rating"}.get(
@@ -222,10 +273,14 @@ def create_app(vendor: FakeVendor | None = None, *, workspace: str = WORKSPACE) 
                     kind = "binary" if options == {"up", "down"} else kind
                     work[rid] = plan_work(vendor, rid, kind, n, int(dataset["distribution"]["min_submitted"]),
                                           start=now, scale=len(options) or 5)
-                else:
-                    record["fields"] = item.get("fields") or record["fields"]
+                else:  # as argilla-server's UpsertRecordsBulk: an existing record keeps its fields; only
+                    # metadata is replaced, and only when the item carries it
+                    updated.append(record["id"])
+                    vendor.counters["records_updated"] += 1
+                    if "metadata" in item:
+                        record["metadata"] = item["metadata"]
                 out.append(record_json(record, now, False))
-            return JSONResponse({"items": out})
+            return JSONResponse({"items": out, "updated_item_ids": list(dict.fromkeys(updated))})
 
     @app.get(api + "/datasets/{did}/records")
     def list_records(did: str, request: Request, offset: int = 0, limit: int = 50,
@@ -239,7 +294,10 @@ def create_app(vendor: FakeVendor | None = None, *, workspace: str = WORKSPACE) 
             if did not in datasets:
                 return err(404, "Not found")
             rows = sorted((r for r in records.values() if r["dataset_id"] == did), key=lambda r: (r["_ts"], r["id"]))
-            page = [record_json(r, now, "responses" in (include or "")) for r in rows[offset: offset + limit]]
+            wanted = {part.split(":")[0] for part in (include or "").split(",")}  # include=responses&include=..
+            page = [record_json(r, now, "responses" in wanted) for r in rows[offset: offset + limit]]
+            if "suggestions" in wanted:  # the fake never holds suggestions, but says so as the server does
+                page = [{**r, "suggestions": []} for r in page]
             answered = [r for r in page if r.get("responses")]
             if answered and vendor.take("duplicate"):
                 answered[0]["responses"].append(dict(answered[0]["responses"][0]))

@@ -245,7 +245,7 @@ class LabelStudioConnector:
 
     @staticmethod
     def parse_annotation(project_id: str, task: Mapping[str, Any], annotation: Any) -> VendorJudgment | MalformedRecord:
-        data = task.get("data") or {}
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
         raw = {"project": project_id, "task_id": task.get("id"), "external_id": data.get("external_id"),
                "annotation": annotation}
         if not isinstance(annotation, dict):
@@ -266,7 +266,10 @@ class LabelStudioConnector:
         except ValueError:
             return malformed(raw, f"created_at {annotation.get('created_at')!r} is not a time")
         lead = annotation.get("lead_time")
-        started = submitted - timedelta(seconds=float(lead)) if isinstance(lead, int | float) else None
+        try:
+            started = submitted - timedelta(seconds=float(lead)) if isinstance(lead, int | float) else None
+        except (OverflowError, ValueError):  # nan, inf or out of range: the time is unknown, not the judgment
+            started = None
         return VendorJudgment(vendor_judgment_id=f"ls:{project_id}:{key}", item_id=str(data["external_id"]),
                               rater_id=f"ls-user:{rater}", label=label, submitted_at=submitted, started_at=started,
                               raw=raw)

@@ -16,9 +16,9 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlmodel import Session
 
-from service.api import charts, queries
+from service.api import charts
 from service.api.deps import COOKIE, Caller, get_session, require
-from service.domain import analytics, audit
+from service.domain import analytics, audit, queries
 from service.domain.campaigns import campaign_status, get_campaign
 from service.domain.tokens import Unauthenticated, authenticate
 from service.storage.models_api import Scope

@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.api import queries
 from service.api.config import ApiConfig
 from service.api.deps import Caller, get_session, get_settings, require
 from service.api.schemas import (
@@ -32,7 +31,7 @@ from service.api.schemas import (
     UploadOut,
 )
 from service.api.uploads import FORMATS, spool_upload, upload_format
-from service.domain import campaign_control
+from service.domain import campaign_control, queries
 from service.domain.campaigns import CampaignSpec, add_items, campaign_status, get_campaign, start_campaign
 from service.domain.retrain import maybe_enqueue_retrain
 from service.errors import InvalidInput
@@ -152,22 +151,6 @@ def list_batches(ref: str, caller: Auditor, session: DB, status: BatchStatus | N
     return queries.batches(session, get_campaign(session, ref), status=status)
 
 
-def _judgment_filters(session: Session, caller: Caller, campaign: Campaign, *, vendor: str | None,
-                      rater_id: str | None, label: str | None, item_id: uuid.UUID | None,
-                      batch_id: uuid.UUID | None, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-    raters = None
-    if rater_id is not None:
-        if caller.pseudonym.enabled:  # auditors filter by pseudonym: map it back over this campaign's raters
-            from sqlmodel import select
-
-            known = session.exec(select(Judgment.rater_id).where(Judgment.campaign_id == campaign.id).distinct())
-            raters = [r for r in known if caller.pseudonym(r) == rater_id]
-        else:
-            raters = [rater_id]
-    return {"vendor": vendor, "rater_ids": raters, "label": label, "item_id": item_id, "batch_id": batch_id,
-            "since": since, "until": until}
-
-
 def judgment_out(caller: Caller, j: Judgment) -> JudgmentOut:
     out = JudgmentOut.model_validate(j)
     if caller.pseudonym.enabled:
@@ -182,8 +165,9 @@ def list_judgments(ref: str, caller: Auditor, session: DB, limit: Limit = 100, c
                    since: datetime | None = None, until: datetime | None = None) -> Page[JudgmentOut]:
     """Judgments in the order they were stored, a page at a time (pass ``next_cursor`` back as ``cursor``)."""
     campaign = get_campaign(session, ref)
-    filters = _judgment_filters(session, caller, campaign, vendor=vendor, rater_id=rater_id, label=label,
-                                item_id=item_id, batch_id=batch_id, since=since, until=until)
+    filters = queries.judgment_filters(session, campaign, pseudonym=caller.pseudonym, vendor=vendor,
+                                       rater_id=rater_id, label=label, item_id=item_id, batch_id=batch_id,
+                                       since=since, until=until)
     rows, next_cursor = queries.judgments_page(session, campaign, limit=limit, cursor=cursor, **filters)
     return Page[JudgmentOut](items=[judgment_out(caller, j) for j in rows], next_cursor=next_cursor)
 
@@ -225,8 +209,8 @@ def export_judgments(ref: str, caller: Auditor, session: DB,
                      until: datetime | None = None) -> Response:
     """Every matching judgment, streamed (CSV/JSONL) a chunk at a time."""
     campaign = get_campaign(session, ref)
-    filters = _judgment_filters(session, caller, campaign, vendor=vendor, rater_id=None, label=None, item_id=None,
-                                batch_id=None, since=since, until=until)
+    filters = queries.judgment_filters(session, campaign, pseudonym=caller.pseudonym, vendor=vendor, since=since,
+                                       until=until)
     rows = (_flat(judgment_out(caller, j)) for j in queries.iter_judgments(session, campaign, **filters))
     return _export(rows, format, f"{campaign.name}-judgments")
 

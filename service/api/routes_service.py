@@ -11,12 +11,11 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlmodel import Session
 
-from service.api import queries
 from service.api.deps import Caller, get_session, get_settings, require
 from service.api.schemas import ModelVersionOut, RetrainJobOut, SlaIn, SlaOut, TokenCreated, TokenIn, TokenOut
 from service.api.schemas import WebhookOut
 from service.api.uploads import read_limited
-from service.domain import analytics, audit, tokens, webhooks
+from service.domain import analytics, audit, queries, tokens, webhooks
 from service.domain.campaigns import get_campaign
 from service.settings import Settings
 from service.storage.db import session_scope

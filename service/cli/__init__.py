@@ -261,3 +261,13 @@ app.add_typer(tokens_app, name="tokens")
 app.command("api")(api)
 app.command("audit")(audit)
 app.command("analytics")(analytics)
+
+
+from service.cli import reads  # noqa: E402  (read commands mirroring the API's read routes)
+
+campaign_app.command("list")(reads.campaigns)
+campaign_app.command("batches")(reads.batches)
+campaign_app.command("judgments")(reads.judgments)
+campaign_app.command("consensus")(reads.consensus)
+campaign_app.command("agreement")(reads.agreement)
+app.command("retrain-jobs")(reads.retrain_jobs)

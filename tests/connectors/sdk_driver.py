@@ -71,6 +71,49 @@ def toloka(url: str, key: str) -> dict:
     return {"project": project.id, "pool": pool.id, "pool_status": client.get_pool(pool.id).status.value}
 
 
+def argilla(url: str, key: str) -> dict:
+    import logging
+    import time
+
+    import argilla as rg
+
+    said: list[str] = []  # the SDK reports each log()'s "Updated N records and added M records" at INFO
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    sdk_log = logging.getLogger("argilla.sdk")
+    sdk_log.addHandler(Said())
+    sdk_log.setLevel(logging.INFO)
+    sdk_log.propagate = False
+
+    client = rg.Argilla(api_url=url, api_key=key)
+    settings = rg.Settings(
+        fields=[rg.TextField(name="prompt"), rg.TextField(name="response_a"), rg.TextField(name="response_b")],
+        questions=[rg.LabelQuestion(name="preference", labels={"A": "Response A", "B": "Response B", "tie": "Tie"})],
+        distribution=rg.TaskDistribution(min_submitted=2))
+    dataset = rg.Dataset(name="sdk-dataset", workspace="crowdbridge", settings=settings, client=client).create()
+    rows = [{"id": f"sdk-item-{i}", "prompt": f"p{i}", "response_a": "a", "response_b": "b"} for i in range(3)]
+    dataset.records.log(rows)
+    dataset.records.log(rows)  # the same external ids again: an upsert, no new records
+    logged = [m for m in said if m.startswith("Updated ")]
+
+    deadline = time.time() + 20  # the fake crowd answers within its turnaround
+    again = client.datasets("sdk-dataset", workspace="crowdbridge")
+    while True:
+        seen = list(again.records(with_responses=True))
+        if all(r.status == "completed" for r in seen) or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    return {"dataset": str(dataset.id), "min_submitted": again.settings.distribution.min_submitted,
+            "questions": [q.name for q in again.settings.questions], "logged": logged,
+            "records": {r.id: {"status": r.status, "answers": [
+                {"value": x.value, "status": str(getattr(x.status, "value", x.status)), "user": str(x.user_id)}
+                for x in r.responses["preference"]]} for r in seen},
+            "progress": again.progress()}
+
+
 if __name__ == "__main__":
     vendor, url, key = sys.argv[1:4]
     print(json.dumps(globals()[vendor](url, key), default=str))

@@ -1,4 +1,5 @@
-"""Read queries behind the list routes: filters and keyset (cursor) pagination, no business rules.
+"""Read queries behind the API's list routes and the CLI's read commands: filters and keyset (cursor)
+pagination, no business rules. Both surfaces call these, so they list the same rows in the same order.
 
 A cursor is opaque to clients: url-safe base64 of the last row's sort key. Keyset pagination
 (``WHERE (received_at, id) > (:t, :id)``) stays fast and stable while judgments keep arriving,
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
+from service.domain.tokens import Pseudonymizer
 from service.errors import InvalidInput
 from service.storage.models import (
     AgreementReport,
@@ -30,7 +32,7 @@ from service.storage.models import (
 )
 
 __all__ = ["agreement", "batches", "campaigns", "consensus_page", "decode_cursor", "encode_cursor",
-           "iter_judgments", "judgments_page", "model_versions", "retrain_jobs", "utc"]
+           "iter_judgments", "judgment_filters", "judgments_page", "model_versions", "retrain_jobs", "utc"]
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -68,6 +70,23 @@ def batches(session: Session, campaign: Campaign, *, status: BatchStatus | None 
     if status is not None:
         query = query.where(Batch.status == status)
     return list(session.exec(query))
+
+
+def judgment_filters(session: Session, campaign: Campaign, *, pseudonym: Pseudonymizer | None = None,
+                     vendor: str | None = None, rater_id: str | None = None, label: str | None = None,
+                     item_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None,
+                     since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+    """The keyword filters of ``judgments_page``/``iter_judgments``. With an enabled ``pseudonym`` (an
+    auditor's ``Pseudonymizer``) ``rater_id`` is a pseudonym, mapped back over this campaign's raters."""
+    raters = None
+    if rater_id is not None:
+        if pseudonym is not None and pseudonym.enabled:
+            known = session.exec(select(Judgment.rater_id).where(Judgment.campaign_id == campaign.id).distinct())
+            raters = [r for r in known if pseudonym(r) == rater_id]
+        else:
+            raters = [rater_id]
+    return {"vendor": vendor, "rater_ids": raters, "label": label, "item_id": item_id, "batch_id": batch_id,
+            "since": since, "until": until}
 
 
 def _judgment_query(campaign: Campaign, *, vendor: str | None = None, rater_ids: list[str] | None = None,
