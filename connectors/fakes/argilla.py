@@ -2,10 +2,12 @@
 ``argilla`` SDK's dataset/record calls use (the real server needs Elasticsearch, see apis.md).
 
 Auth ``X-Argilla-Api-Key`` (401 ``{"detail": ...}`` otherwise). ``GET /me``, ``GET /me/workspaces``,
-``GET /me/datasets``, ``POST /datasets`` (409 on a taken name in a workspace), ``GET/PATCH /datasets/{id}``,
-``GET/POST /datasets/{id}/fields|questions``, ``PUT /datasets/{id}/publish``, ``GET /datasets/{id}/progress``,
-``PUT /datasets/{id}/records/bulk`` (upsert by ``external_id``), ``GET /datasets/{id}/records?offset&limit
-&include=responses`` -> ``{items, total}``, ``DELETE /datasets/{id}/records?ids=``, ``POST /webhooks``.
+``GET /me/datasets``, ``POST /datasets`` (409 on a taken name in a workspace),
+``GET/PATCH/DELETE /datasets/{id}``, ``GET/POST /datasets/{id}/fields|questions``, ``PUT /datasets/{id}/publish``,
+``GET /datasets/{id}/progress``, ``PUT /datasets/{id}/records/bulk`` (upsert by ``external_id``, else ``id``; an
+existing record keeps its fields, only ``metadata`` is replaced; a new one's fields are validated, 422;
+-> ``{items, updated_item_ids}``), ``GET /datasets/{id}/records?offset&limit&include=responses`` (``include``
+may repeat) -> ``{items, total}``, ``DELETE /datasets/{id}/records?ids=``, ``POST /webhooks``.
 Responses are ``{id, user_id, status: submitted, values: {question: {value}}, inserted_at, updated_at}``; a
 record becomes ``completed`` at ``distribution.min_submitted`` submitted responses. Webhooks are signed
 the Standard Webhooks way.
@@ -293,7 +295,8 @@ def create_app(vendor: FakeVendor | None = None, *, workspace: str = WORKSPACE) 
         with lock:
             if did not in datasets:
                 return err(404, "Not found")
-            rows = sorted((r for r in records.values() if r["dataset_id"] == did), key=lambda r: (r["_ts"], r["id"]))
+            # by inserted_at; a bulk's records tie and keep their order in it (a stable sort)
+            rows = sorted((r for r in records.values() if r["dataset_id"] == did), key=lambda r: r["_ts"])
             wanted = {part.split(":")[0] for part in (include or "").split(",")}  # include=responses&include=..
             page = [record_json(r, now, "responses" in wanted) for r in rows[offset: offset + limit]]
             if "suggestions" in wanted:  # the fake never holds suggestions, but says so as the server does

@@ -57,6 +57,14 @@ def _url() -> str:
     return url
 
 
+def _table(*columns: str, title: str) -> Table:
+    """Long ids and names fold onto the next line rather than being cut off in narrow terminals."""
+    table = Table(*columns, title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
 def _rows(objs: Iterable[Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
     return [obj.model_dump(mode="json", include=set(fields)) for obj in objs]
 
@@ -94,7 +102,7 @@ def campaigns(status: Annotated[CampaignStatus | None, typer.Option(help="only c
     if as_json:
         _print_json(rows)
         return
-    table = Table("name", "id", "kind", "status", "vendor", "raters/item", "budget USD", "deadline", "created",
+    table = _table("name", "id", "kind", "status", "vendor", "raters/item", "budget USD", "deadline", "created",
                   title="campaigns")
     for r in rows:
         table.add_row(r["name"], r["id"], r["kind"], r["status"], r["vendor"], str(r["raters_per_item"]),
@@ -118,7 +126,7 @@ def batches(campaign: CampaignRef,
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "round", "status", "items", "judgments", "expected USD", "vendor batch", "submitted",
+    table = _table("id", "round", "status", "items", "judgments", "expected USD", "vendor batch", "submitted",
                   "completed", "error", title=f"batches of {name}")
     for r in rows:
         table.add_row(r["id"], str(r["round"]), r["status"], str(r["n_items"]),
@@ -148,7 +156,7 @@ def judgments(campaign: CampaignRef,
     if as_json:
         _print_json({"items": rows, "next_cursor": next_cursor})
         return
-    table = Table("received", "vendor", "rater", "item", "label", "seconds", "USD", title=f"judgments of {name}")
+    table = _table("received", "vendor", "rater", "item", "label", "seconds", "USD", title=f"judgments of {name}")
     for r in rows:
         seconds = None if r["started_at"] is None else (
             datetime.fromisoformat(r["submitted_at"]) - datetime.fromisoformat(r["started_at"])).total_seconds()
@@ -182,7 +190,7 @@ def consensus(campaign: CampaignRef,
     if as_json:
         _print_json({"items": rows, "next_cursor": next_cursor})
         return
-    table = Table("item", "method", "label", "confidence", "judgments", "contested", "posterior",
+    table = _table("item", "method", "label", "confidence", "judgments", "contested", "posterior",
                   title=f"consensus of {name}" + (" (contested only)" if contested else ""))
     for r in rows:
         posterior = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(r["posterior"].items(), key=lambda kv: -kv[1]))
@@ -220,9 +228,9 @@ def _agreement_tables(name: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         out.print(f"no agreement reports for {name} yet: they are written when its judgments are reconciled")
         return
-    groups = Table("scope", "key", "metric", "value", "95% CI", "n", title=f"agreement in {name}")
+    groups = _table("scope", "key", "metric", "value", "95% CI", "n", title=f"agreement in {name}")
     raters: dict[str, dict[str, Any]] = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: AGREEMENT_SCOPES.index(r["scope"])):  # campaign, vendor, batch first
         if r["scope"] == "rater":
             entry = raters.setdefault(r["scope_key"], {"n": r["n"]})
             if r["metric"] == "accuracy_vs_consensus":
@@ -239,7 +247,7 @@ def _agreement_tables(name: str, rows: list[dict[str, Any]]) -> None:
     if groups.row_count:
         out.print(groups)
     if raters:
-        table = Table("rater", "judgments", "accuracy vs consensus", "κ vs consensus", "flags",
+        table = _table("rater", "judgments", "accuracy vs consensus", "κ vs consensus", "flags",
                       title=f"raters in {name} (flagged first)")
         for key, r in sorted(raters.items(), key=lambda kv: (not kv[1].get("flags"), kv[1].get("accuracy") or 0)):
             table.add_row(key, str(r["n"]), _f(r.get("accuracy")), _f(r.get("kappa")), r.get("flags") or "")
@@ -259,7 +267,7 @@ def retrain_jobs(campaign: Annotated[str | None, typer.Option(help="only this ca
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "campaign", "family", "trigger", "status", "model version", "created", "finished", "error",
+    table = _table("id", "campaign", "family", "trigger", "status", "model version", "created", "finished", "error",
                   title="retraining jobs")
     for r in rows:
         table.add_row(r["id"], r["campaign_id"], r["model_family"], r["trigger"], r["status"],

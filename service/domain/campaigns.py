@@ -16,6 +16,7 @@ from connectors.registry import get_connector_class
 from service.domain import outbox
 from service.errors import InvalidInput, InvalidTransition, NotFound
 from service.settings import Settings
+from service.storage.bulk import bulk_insert
 from service.storage.models import (
     Batch,
     BatchItem,
@@ -32,6 +33,7 @@ __all__ = ["PRIMARY_CONSENSUS", "CampaignSpec", "CampaignStatusReport", "add_ite
            "create_campaign", "get_campaign", "lock_campaign", "plan_batches", "start_campaign"]
 
 
+CHUNK = 10_000  # ids per IN (...) list
 PRIMARY_CONSENSUS = "auto"  # the consensus rows downstream uses (reward data, status, contested items)
 
 
@@ -125,12 +127,14 @@ def add_items(session: Session, campaign: Campaign, records: Iterable[Mapping[st
     seen = {i.external_id for i in items}
     if len(seen) != len(items):
         raise InvalidInput("duplicate item ids in the upload")
-    existing = set(session.exec(select(Item.external_id).where(Item.campaign_id == campaign.id)
-                                .where(col(Item.external_id).in_(list(seen)))))
+    existing: set[str] = set()
+    ordered = sorted(seen)
+    for start in range(0, len(ordered), CHUNK):  # PostgreSQL takes at most 65,535 parameters per statement
+        existing.update(session.exec(select(Item.external_id).where(Item.campaign_id == campaign.id)
+                                     .where(col(Item.external_id).in_(ordered[start:start + CHUNK]))))
     if existing:
         raise InvalidInput(f"{len(existing)} item ids already exist in this campaign, e.g. {sorted(existing)[0]!r}")
-    session.add_all(items)
-    session.flush()
+    bulk_insert(session, Item.__table__, [item.model_dump() for item in items])  # type: ignore[attr-defined]
     return len(items)
 
 
@@ -149,7 +153,8 @@ def plan_batches(session: Session, settings: Settings, campaign: Campaign, item_
                       expected_cost=len(chunk) * raters_per_item * reward, auditable=auditable)
         session.add(batch)
         session.flush()
-        session.add_all([BatchItem(batch_id=batch.id, item_id=i) for i in chunk])
+        bulk_insert(session, BatchItem.__table__,  # type: ignore[attr-defined]
+                    [{"batch_id": batch.id, "item_id": i} for i in chunk])
         outbox.enqueue(session, outbox.PUSH_BATCH, batch.id)
         batches.append(batch)
     return batches

@@ -50,10 +50,12 @@ def build_card(session: Session, model_id: uuid.UUID | str) -> dict[str, Any]:
     judgments = session.exec(select(Judgment).join(SnapshotJudgment, col(SnapshotJudgment.judgment_id) == Judgment.id)
                              .where(SnapshotJudgment.snapshot_id == snapshot.id)).all()
     item_ids = {j.item_id for j in judgments}
-    labels = session.exec(select(ConsensusLabel).where(col(ConsensusLabel.item_id).in_(item_ids))).all()
+    # filtered in Python, not with IN (...): a large snapshot would pass PostgreSQL's parameter limit
+    labels = [c for c in session.exec(select(ConsensusLabel).where(ConsensusLabel.campaign_id == model.campaign_id))
+              if c.item_id in item_ids]
     primary = [c for c in labels if c.method == PRIMARY_CONSENSUS] or labels
-    gold = dict(session.exec(select(Item.id, Item.gold).where(col(Item.id).in_(item_ids))
-                             .where(col(Item.gold).is_not(None))).all())
+    gold = {i: g for i, g in session.exec(select(Item.id, Item.gold).where(Item.campaign_id == model.campaign_id)
+                                          .where(col(Item.gold).is_not(None))) if i in item_ids}
     vendors = Counter(j.vendor for j in judgments)
     seconds = [(j.submitted_at - j.started_at).total_seconds() for j in judgments if j.started_at is not None]
     frame = pd.DataFrame({"task": [str(j.item_id) for j in judgments], "worker": [j.rater_id for j in judgments],

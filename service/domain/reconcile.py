@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from service.aggregation import (
@@ -162,9 +162,9 @@ def _request_extra_judgments(session: Session, settings: Settings, campaign: Cam
     """Contested items not already out again, within rounds and budget, go back for 2 more judgments."""
     if not contested or campaign.status is not CampaignStatus.running:
         return 0
-    rounds = dict(session.exec(select(BatchItem.item_id, Batch.round).join(Batch)
-                               .where(Batch.campaign_id == campaign.id)
-                               .where(col(BatchItem.item_id).in_(contested))).all())
+    # the highest round each item has been in (no IN list: contested may exceed PostgreSQL's parameter limit)
+    rounds = dict(session.exec(select(BatchItem.item_id, func.max(Batch.round)).join(Batch)
+                               .where(Batch.campaign_id == campaign.id).group_by(BatchItem.item_id)).all())
     open_items = set(session.exec(select(BatchItem.item_id).join(Batch).where(Batch.campaign_id == campaign.id)
                                   .where(col(Batch.status).in_(OPEN))))
     next_round = max(rounds.values(), default=0) + 1

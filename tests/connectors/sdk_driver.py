@@ -90,14 +90,17 @@ def argilla(url: str, key: str) -> dict:
 
     client = rg.Argilla(api_url=url, api_key=key)
     settings = rg.Settings(
-        fields=[rg.TextField(name="prompt"), rg.TextField(name="response_a"), rg.TextField(name="response_b")],
-        questions=[rg.LabelQuestion(name="preference", labels={"A": "Response A", "B": "Response B", "tie": "Tie"})],
+        fields=[rg.TextField(name=name) for name in ("prompt", "response_a", "response_b")],
+        questions=[rg.LabelQuestion(name="preference",
+                                    labels={"A": "Response A", "B": "Response B", "tie": "Tie"})],
         distribution=rg.TaskDistribution(min_submitted=2))
-    dataset = rg.Dataset(name="sdk-dataset", workspace="crowdbridge", settings=settings, client=client).create()
-    rows = [{"id": f"sdk-item-{i}", "prompt": f"p{i}", "response_a": "a", "response_b": "b"} for i in range(3)]
+    dataset = rg.Dataset(name="sdk-dataset", workspace="crowdbridge", settings=settings,
+                         client=client).create()  # POST dataset, fields, question; PATCH; PUT publish
+    rows = [{"id": f"sdk-item-{i}", "prompt": f"p{i}", "response_a": "a", "response_b": "b"}
+            for i in range(3)]  # "id" is the record's external id
     dataset.records.log(rows)
     dataset.records.log(rows)  # the same external ids again: an upsert, no new records
-    logged = [m for m in said if m.startswith("Updated ")]
+    logged = [m.split(": ", 1)[-1] for m in said if "records and added" in m]
 
     deadline = time.time() + 20  # the fake crowd answers within its turnaround
     again = client.datasets("sdk-dataset", workspace="crowdbridge")
@@ -109,7 +112,7 @@ def argilla(url: str, key: str) -> dict:
     return {"dataset": str(dataset.id), "min_submitted": again.settings.distribution.min_submitted,
             "questions": [q.name for q in again.settings.questions], "logged": logged,
             "records": {r.id: {"status": r.status, "answers": [
-                {"value": x.value, "status": str(getattr(x.status, "value", x.status)), "user": str(x.user_id)}
+                {"value": x.value, "status": getattr(x.status, "value", x.status), "user": str(x.user_id)}
                 for x in r.responses["preference"]]} for r in seen},
             "progress": again.progress()}
 

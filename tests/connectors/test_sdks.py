@@ -43,7 +43,7 @@ def _drive(python: str, vendor: str, url: str, key: str) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("vendor", ["scale", "surge", "toloka"])
+@pytest.mark.parametrize("vendor", ["scale", "surge", "toloka", "argilla"])
 def test_official_sdk_drives_the_fake(sdk_python: str, vendor: str) -> None:
     with harnesses.FACTORIES[vendor]() as h:
         url = h.section["base_url"].removesuffix("/v1").removesuffix("/api")  # each SDK adds its own prefix
@@ -53,6 +53,19 @@ def test_official_sdk_drives_the_fake(sdk_python: str, vendor: str) -> None:
         assert seen["refused"] and seen["listed"] == [seen["task"]]  # the repeated unique_id -> 409
     elif vendor == "surge":
         assert len(seen["tasks"]) == 1 and seen["status"] == "in_progress"
-    else:
+    elif vendor == "toloka":
         assert seen["pool_status"] == "OPEN"
+    else:  # the second dataset.records.log() of the same external ids upserted: nothing created twice
+        assert seen["logged"] == ["Updated 0 records and added 3 records to dataset sdk-dataset",
+                                  "Updated 3 records and added 0 records to dataset sdk-dataset"]
+        ids = [f"sdk-item-{i}" for i in range(3)]
+        assert list(seen["records"]) == ids and seen["progress"] == {"total": 3, "completed": 3, "pending": 0}
+        records = {f"record:{i}@{seen['dataset']}": 1 for i in ids}
+        assert ledger["creations"] == {"dataset:sdk-dataset": 1, **records}
+        assert ledger["counters"]["records_updated"] == 3
+        assert seen["min_submitted"] == 2 and seen["questions"] == ["preference"]
+        for record in seen["records"].values():  # min_submitted distinct raters, each a submitted label
+            assert record["status"] == "completed" and len({a["user"] for a in record["answers"]}) == 2
+            assert all(a["status"] == "submitted" and a["value"] in ("A", "B", "tie")
+                       for a in record["answers"])
     assert ledger["counters"]["requests"] >= 3
