@@ -50,7 +50,7 @@ from connectors.base import (
 )
 from connectors.errors import WebhookRejected
 from connectors.http import build_client, request
-from connectors.mapping import malformed, parse_time
+from connectors.mapping import dig, malformed, parse_time
 from connectors.webhooks import _equal
 
 __all__ = ["AppenConnector", "cml_for", "sign_appen", "verify_appen"]
@@ -175,7 +175,7 @@ class AppenConnector:
         stop = min(len(unit_ids), state.position + self._per_fetch)
         for index in range(state.position, stop):
             unit = self._call("GET", f"/jobs/{ref.vendor_batch_id}/units/{unit_ids[index]}.json").json()
-            rows = ((unit.get("results") or {}).get("judgments")) or []
+            rows = (dig(unit, "results", "judgments")) or []
             for row in rows:
                 parsed = self.parse_judgment(unit, row, cost)
                 (judgments if isinstance(parsed, VendorJudgment) else bad).append(parsed)  # type: ignore[arg-type]
@@ -192,8 +192,8 @@ class AppenConnector:
             return malformed(raw, "judgment has no id or no worker_id")
         if row.get("tainted"):
             return malformed(raw, "judgment is tainted (the worker failed Appen's quality checks)")
-        item_id = (unit.get("data") or {}).get("crowdbridge_item_id")
-        value = (row.get("data") or {}).get(FIELD)
+        item_id = dig(unit, "data", "crowdbridge_item_id")
+        value = dig(row, "data", FIELD)
         if not item_id or not isinstance(value, str) or not value:
             return malformed(raw, f"judgment has no {FIELD!r} answer or its unit no crowdbridge_item_id")
         try:

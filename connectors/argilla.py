@@ -43,7 +43,7 @@ from connectors.base import (
 )
 from connectors.errors import VendorRejected, WebhookRejected
 from connectors.http import build_client, request
-from connectors.mapping import decode_cursor, encode_cursor, malformed, option_labels, parse_time
+from connectors.mapping import dig, decode_cursor, encode_cursor, malformed, option_labels, parse_time
 from connectors.webhooks import header, verify_standard_webhook
 
 __all__ = ["ArgillaConnector"]
@@ -142,7 +142,7 @@ class ArgillaConnector:
             state = BatchState.completed
         else:
             state = BatchState.in_progress
-        overlap = int((dataset.get("distribution") or {}).get("min_submitted") or 1)
+        overlap = int(dig(dataset, "distribution", "min_submitted") or 1)
         return VendorBatchStatus(state=state, tasks_total=total, judgments_expected=total * overlap,
                                  judgments_done=done * overlap)
 
@@ -177,11 +177,13 @@ class ArgillaConnector:
         raw = {"record_id": record.get("id"), "external_id": record.get("external_id"), "response": response}
         if not isinstance(response, dict) or not response.get("id") or not response.get("user_id"):
             return malformed(raw, "response has no id or no user_id")
-        value = ((response.get("values") or {}).get(QUESTION) or {}).get("value")
+        values = response.get("values")
+        answer = values.get(QUESTION) if isinstance(values, dict) else None
+        value = answer.get("value") if isinstance(answer, dict) else None
         if isinstance(value, list):  # ranking: [{"value": "B", "rank": 1}, ...]
             try:
-                value = ">".join(v["value"] for v in sorted(value, key=lambda v: int(v["rank"])))
-            except (KeyError, TypeError, ValueError):
+                value = ">".join(str(v["value"]) for v in sorted(value, key=lambda v: int(v["rank"])))
+            except (KeyError, TypeError, ValueError, OverflowError):
                 value = None
         elif isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
@@ -224,7 +226,7 @@ class ArgillaConnector:
         data = event.get("data") if isinstance(event, dict) else None
         data = data if isinstance(data, dict) else {}
         record = data.get("record") if isinstance(data.get("record"), dict) else data
-        dataset = (record.get("dataset") or {}).get("id") if isinstance(record.get("dataset"), dict) else None
+        dataset = dig(record, "dataset", "id") if isinstance(record.get("dataset"), dict) else None
         return [WebhookEvent(vendor=self.name, kind=str(event.get("type")), vendor_batch_id=None,
                              vendor_task_id=str(record.get("external_id") or record.get("id") or "") or None,
                              event_id=header(headers, "webhook-id"),

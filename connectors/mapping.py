@@ -9,8 +9,21 @@ from typing import Any
 
 from connectors.base import JudgmentKind, MalformedRecord, TaskSpec, response_letter
 
-__all__ = ["as_utc", "decode_cursor", "encode_cursor", "iso_z", "malformed", "option_labels", "parse_time",
+__all__ = ["dig", "as_utc", "decode_cursor", "encode_cursor", "iso_z", "malformed", "option_labels", "parse_time",
            "render_task"]
+
+
+def dig(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...`` through dicts only; None as soon as a level is missing or not an object.
+
+    Vendor payloads are untrusted: ``(row.get("data") or {}).get(...)`` crashes when ``data`` is a
+    string, a number or ``true``; this never does.
+    """
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
 
 def parse_time(value: Any) -> datetime:

@@ -50,7 +50,7 @@ from connectors.base import (
 )
 from connectors.errors import VendorRejected, VendorUnavailable, WebhookRejected
 from connectors.http import build_client, request
-from connectors.mapping import decode_cursor, encode_cursor, malformed, option_labels, parse_time
+from connectors.mapping import dig, decode_cursor, encode_cursor, malformed, option_labels, parse_time
 from connectors.webhooks import header, verify_prolific
 
 __all__ = ["ProlificConnector"]
@@ -190,7 +190,7 @@ class ProlificConnector:
         body = self._call("GET", f"/data-collection/batches/{batch_id}/responses",
                           params={"page": page, "page_size": self._page_size}).json()
         rows = body.get("results") or []
-        tasks = max(1, int((body.get("meta") or {}).get("tasks_per_group") or 1))
+        tasks = max(1, int(dig(body, "meta", "tasks_per_group") or 1))
         cost = float(study["reward"]) / 100 / tasks if study.get("reward") is not None else None
         judgments: list[VendorJudgment] = []
         bad: list[MalformedRecord] = []
@@ -205,8 +205,8 @@ class ProlificConnector:
     def parse_response(row: Any, cost: float | None) -> VendorJudgment | MalformedRecord:
         if not isinstance(row, dict) or not row.get("id") or not row.get("participant_id"):
             return malformed(row, "response has no id or no participant_id")
-        item_id = (row.get("datapoint") or {}).get("crowdbridge_item_id")
-        answers = (row.get("response") or {}).get("answer") or []
+        item_id = dig(row, "datapoint", "crowdbridge_item_id")
+        answers = dig(row, "response", "answer") or []
         value = answers[0].get("value") if answers and isinstance(answers[0], dict) else None
         if not item_id or not isinstance(value, str) or not value:
             return malformed(row, "response has no answer value or its datapoint no crowdbridge_item_id")

@@ -31,7 +31,7 @@ from connectors.base import (
     response_letter,
 )
 from connectors.http import build_client, request
-from connectors.mapping import decode_cursor, encode_cursor, malformed, option_labels, parse_time
+from connectors.mapping import dig, decode_cursor, encode_cursor, malformed, option_labels, parse_time
 
 __all__ = ["SurgeConnector"]
 
@@ -140,7 +140,7 @@ class SurgeConnector:
         raw = {"task_id": task.get("id"), "fields": task.get("fields"), "response": response}
         if not isinstance(response, dict) or not response.get("id") or not response.get("worker_id"):
             return malformed(raw, "response has no id or no worker_id")
-        item_id = (task.get("fields") or {}).get("crowdbridge_item_id")
+        item_id = dig(task, "fields", "crowdbridge_item_id")
         if not item_id:
             return malformed(raw, "task fields carry no crowdbridge_item_id")
         question = (project.get("questions") or [{}])[0]

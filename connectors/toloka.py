@@ -33,7 +33,7 @@ from connectors.base import (
 )
 from connectors.errors import VendorRejected, WebhookRejected
 from connectors.http import build_client, request
-from connectors.mapping import decode_cursor, encode_cursor, malformed, parse_time
+from connectors.mapping import dig, decode_cursor, encode_cursor, malformed, parse_time
 from connectors.webhooks import verify_toloka
 
 __all__ = ["TolokaConnector"]
@@ -176,8 +176,8 @@ class TolokaConnector:
         tasks, solutions = item.get("tasks") or [], item.get("solutions") or []
         if len(tasks) != 1 or len(solutions) != 1:
             return malformed(item, f"expected one task and one solution, got {len(tasks)} and {len(solutions)}")
-        item_id = (tasks[0].get("input_values") or {}).get("item_id")
-        result = (solutions[0].get("output_values") or {}).get("result")
+        item_id = dig(tasks[0], "input_values", "item_id")
+        result = dig(solutions[0], "output_values", "result")
         if not item_id or not isinstance(result, str) or not result:
             return malformed(item, "solution has no output_values.result or the task no item_id")
         try:

@@ -46,7 +46,7 @@ from connectors.base import (
 )
 from connectors.errors import VendorAuthError, WebhookRejected
 from connectors.http import build_client, request
-from connectors.mapping import decode_cursor, encode_cursor, iso_z, malformed, parse_time
+from connectors.mapping import dig, decode_cursor, encode_cursor, iso_z, malformed, parse_time
 from connectors.webhooks import verify_static_header
 
 __all__ = ["LabelStudioConnector", "label_config"]
@@ -97,7 +97,7 @@ def parse_result(kind: str, result: Any) -> str | None:
         if kind == "pairwise" and rtype == "pairwise":
             return {"left": "A", "right": "B"}.get(value.get("selected"))  # type: ignore[arg-type]
         if kind == "ranking" and rtype == "ranker":
-            order = (value.get("ranker") or {}).get("rank")
+            order = dig(value, "ranker", "rank")
             if isinstance(order, list) and order and all(isinstance(x, str) for x in order):
                 return ">".join(order)
         if kind == "rating" and rtype == "rating" and isinstance(value.get("rating"), int):
@@ -190,7 +190,7 @@ class LabelStudioConnector:
                     "maximum_annotations": req.raters_per_item, "expert_instruction": req.instructions}
             project = self._call("POST", "/api/projects/", req.batch_id, json=body).json()
         pid = project["id"]
-        have = {(t.get("data") or {}).get("external_id") for t in self._iter_tasks(pid, fields="task_only")}
+        have = {dig(t, "data", "external_id") for t in self._iter_tasks(pid, fields="task_only")}
         missing = [{"data": task_data(req.kind, t.item_id, t.prompt, t.responses),
                     "meta": {"crowdbridge_batch_id": req.batch_id}} for t in req.tasks if t.item_id not in have]
         if missing:

@@ -160,6 +160,8 @@ def agreement(session: Session, campaign: Campaign, *, scope: str | None = None)
     query = select(AgreementReport).where(AgreementReport.campaign_id == campaign.id)
     if scope is not None:
         query = query.where(AgreementReport.scope == scope)
+    else:  # the incremental reconciler's internal state rows are not a report
+        query = query.where(AgreementReport.scope != "state")
     return list(session.exec(query.order_by(col(AgreementReport.scope), col(AgreementReport.scope_key))))
 
 
