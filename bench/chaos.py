@@ -78,6 +78,7 @@ def run(small: bool, log: Any = sys.stderr) -> dict[str, Any]:
                    "CROWDBRIDGE_SIMULATED__OPTIONS": json.dumps({"timeout_s": 4.0}),  # slow answers time out
                    "CROWDBRIDGE_BATCH_SIZE": "100" if small else "500", "CROWDBRIDGE_POLL_INTERVAL_S": "1",
                    "CROWDBRIDGE_STUCK_AFTER_S": "15", "CROWDBRIDGE_VISIBILITY_TIMEOUT_S": "300",
+                   "CROWDBRIDGE_RECONCILE_LEASE_S": "45",
                    "CROWDBRIDGE_RETRAIN_ENABLED": "false", "TRANSFORMERS_VERBOSITY": "error"}
             os.environ.update(env)
             get_settings.cache_clear()

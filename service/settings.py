@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(
         300, ge=30, description="Redis redelivery timeout: above the longest task (tasks are kept short)"
     )
+    reconcile_lease_s: float = Field(
+        120.0, ge=10, description="a reconciliation's claim on its campaign expires after this (a crashed "
+        "reconciler's campaign is reconciled again then); a second one overlapping a slow one is safe, only wasted")
     stuck_after_s: float = Field(120.0, gt=0, description="sweeper re-enqueues work idle longer than this")
     task_max_retries: int = Field(8, ge=0)
 

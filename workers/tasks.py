@@ -63,7 +63,7 @@ def poll_batch(batch_id: str, claimed: bool = False) -> str:
 def reconcile_campaign(campaign_id: str) -> dict[str, Any]:
     settings = get_settings()
     with _session() as session:
-        claimed_at = reconcile_lease.claim(session, campaign_id, lease_s=settings.visibility_timeout_s)
+        claimed_at = reconcile_lease.claim(session, campaign_id, lease_s=settings.reconcile_lease_s)
         if claimed_at is None:
             return {"skipped": "another reconciliation of this campaign is running; it will pick this up"}
         try:
