@@ -50,8 +50,8 @@ def value_counts_matrix(
     if level not in _LEVELS:
         raise AggregationInputError(f"level must be one of {', '.join(_LEVELS)}; got {level!r}", field="level")
     check_frame(df, ("task", "worker", "label"), what="ratings")
-    workers = df["worker"].to_numpy()
-    if not (workers != workers[0]).any():  # cheaper than nunique() on a million strings
+    workers = df["worker"]
+    if not (workers != workers.iloc[0]).any():  # vectorised in the column's own storage; no object copy
         raise AggregationInputError("agreement needs at least two distinct raters (column 'worker')", field="worker")
     t, tasks = pd.factorize(df["task"], sort=False)
     labels = df["label"]
