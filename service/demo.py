@@ -209,7 +209,8 @@ def _summary(settings: Settings, campaign_id: Any, vendor_url: str, stages: dict
         accuracy = {}
         for method in ("mv", "ds", PRIMARY_METHOD):
             mine = [c for c in labels if c.method == method]
-            accuracy[method] = float(np.mean([truth.get(str(c.item_id)) == c.label for c in mine])) if mine else None
+            scored = [truth[str(c.item_id)] == c.label for c in mine if str(c.item_id) in truth]
+            accuracy[method] = float(np.mean(scored)) if scored else None  # None: this vendor has no hidden truth
         contested = sum(1 for c in labels if c.method == PRIMARY_METHOD and c.contested)
         method_report = s.exec(select(AgreementReport).where(AgreementReport.campaign_id == campaign_id)
                                .where(AgreementReport.metric == "consensus_method")).first()
