@@ -71,7 +71,9 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
     crowd = crowd or CrowdConfig()
     pool = build_pool(crowd)
     oracle = oracle or TruthOracle()
-    knobs = {"faults": faults or FaultConfig()}
+    knobs: dict[str, Any] = {"faults": faults or FaultConfig(),
+                             # one-shot faults (POST /sim/once): the next N requests / records, then back to normal
+                             "once": {"fail_after_write": 0, "rate_limit": 0, "duplicate": 0, "malformed": 0}}
     rng = random.Random(crowd.seed + 1)
     rng_lock = threading.Lock()
 
@@ -83,8 +85,19 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
         if authorization != f"Bearer {api_key}":
             raise HTTPException(401, "missing or wrong API key")
 
+    def once(name: str) -> bool:
+        with rng_lock:
+            if knobs["once"][name] > 0:
+                knobs["once"][name] -= 1
+                return True
+            return False
+
     def inject_faults(write: bool) -> str | None:
         """Maybe fail this request; returns "after" when a 5xx must come after the work is done."""
+        if once("rate_limit"):
+            raise HTTPException(429, "slow down", headers={"Retry-After": f"{knobs['faults'].retry_after_s:g}"})
+        if write and once("fail_after_write"):
+            return "after"
         f: FaultConfig = knobs["faults"]
         if chance(f.slow_rate):
             time.sleep(f.slow_s)
@@ -127,11 +140,11 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
             deliveries.append((batch_id, seq, "judgment", body))
             seqs.append((seq, a_id))
             counts["judgments_produced"] += 1
-            if chance(f.duplicate_rate):
+            if chance(f.duplicate_rate) or once("duplicate"):
                 seq += 1
                 deliveries.append((batch_id, seq, "duplicate", body))
                 counts["duplicates_sent"] += 1
-            if chance(f.malformed_rate):
+            if chance(f.malformed_rate) or once("malformed"):
                 seq += 1
                 bad = rng.choice([
                     '{"id": "%s-x", "task_id": "%s", "worker_id": null, "answer": "A"}' % (a_id, task_id),
@@ -245,6 +258,17 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
     async def set_faults(request: Request) -> dict[str, Any]:
         knobs["faults"] = replace(knobs["faults"], **(await request.json()))
         return asdict(knobs["faults"])
+
+    @app.post("/sim/once")
+    async def set_once(request: Request) -> dict[str, int]:
+        """One-shot faults: {"fail_after_write": 1} fails the next write after doing it, and so on."""
+        body = await request.json()
+        with rng_lock:
+            for name, count in body.items():
+                if name not in knobs["once"]:
+                    raise HTTPException(422, f"unknown one-shot fault {name!r}; known: {sorted(knobs['once'])}")
+                knobs["once"][name] = int(count)
+            return dict(knobs["once"])
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

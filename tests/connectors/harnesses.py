@@ -180,3 +180,48 @@ def model(turnaround_s: float = 0.0, **_: Any) -> Iterator[Harness]:
 
 
 FACTORIES.update(appen=appen, prolific=prolific, argilla=argilla, mturk=mturk, file=file, model=model)
+
+
+class _SimulatedVendor:
+    """The simulated vendor (a real HTTP server in its own process) behind the contract's fake interface."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def set_faults(self, *, fail_after_write: int = 0, rate_limit: int = 0, retry_after: float | None = None,
+                   duplicate: int = 0, malformed: int = 0) -> None:
+        import httpx
+
+        if retry_after is not None:
+            httpx.post(f"{self.url}/sim/faults", json={"retry_after_s": retry_after}, timeout=10).raise_for_status()
+        httpx.post(f"{self.url}/sim/once", json={"fail_after_write": fail_after_write, "rate_limit": rate_limit,
+                                                 "duplicate": duplicate, "malformed": malformed},
+                   timeout=10).raise_for_status()
+
+    def ledger(self) -> dict[str, Any]:
+        import httpx
+
+        ledger = httpx.get(f"{self.url}/sim/ledger", timeout=30).json()
+        return {**ledger, "creations": ledger["creations_per_external_id"]}
+
+
+@contextlib.contextmanager
+def simulated(turnaround_s: float = 0.3, **_: Any) -> Iterator[Harness]:
+    import tempfile
+    from pathlib import Path
+
+    from service.processes import free_port, start_vendor_sim
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        process = start_vendor_sim(port=port, state_path=Path(tmp) / "vendor.db", api_key=API_KEY,
+                                   extra_args=[f"--turnaround={turnaround_s}"])
+        try:
+            url = f"http://127.0.0.1:{port}"
+            yield Harness("simulated", {"base_url": url, "api_key": API_KEY}, _SimulatedVendor(url),
+                          creations=lambda ledger: ledger["creations"])
+        finally:
+            process.stop()
+
+
+FACTORIES["simulated"] = simulated
