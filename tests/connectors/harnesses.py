@@ -225,3 +225,28 @@ def simulated(turnaround_s: float = 0.3, **_: Any) -> Iterator[Harness]:
 
 
 FACTORIES["simulated"] = simulated
+
+
+@contextlib.contextmanager
+def model_from_dir(turnaround_s: float = 0.0, **_: Any) -> Iterator[Harness]:
+    """The model connector on a transformers reward model directory (tiny, built from a config)."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from service.reward.modeling import minilm_path
+
+    with tempfile.TemporaryDirectory(prefix="cb-model-dir-") as tmp:
+        torch.manual_seed(0)
+        model_dir = Path(tmp) / "tiny-rm"
+        config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            num_labels=1, vocab_size=30522)
+        BertForSequenceClassification(config).save_pretrained(model_dir)
+        AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(model_dir)
+        yield Harness("model", {"options": {"model_dir": str(model_dir), "state_dir": str(Path(tmp) / "state"),
+                                            "page_size": 2}}, None, wire=False, vendor_faults=False, timeout_s=20)
+
+
+FACTORIES["model_dir"] = model_from_dir
