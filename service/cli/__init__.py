@@ -271,3 +271,8 @@ campaign_app.command("judgments")(reads.judgments)
 campaign_app.command("consensus")(reads.consensus)
 campaign_app.command("agreement")(reads.agreement)
 app.command("retrain-jobs")(reads.retrain_jobs)
+
+from service.cli.sla import sla_app, timeseries  # noqa: E402  (SLA thresholds and the analytics time series)
+
+app.add_typer(sla_app, name="sla")
+app.command("analytics-timeseries")(timeseries)
