@@ -182,7 +182,10 @@ def _snapshot(url: str, campaign_id: Any) -> dict[str, Any]:
         campaign = s.get(Campaign, campaign_id)
         jobs = dict(s.exec(select(RetrainJob.status, func.count()).where(RetrainJob.campaign_id == campaign_id)
                            .group_by(RetrainJob.status)).all())
-        untrained = unused_pairs(s, campaign) if campaign else 0
+        idle = not (jobs.get(RetrainStatus.queued, 0) or jobs.get(RetrainStatus.running, 0))
+        # only asked once nothing is left to run: it joins judgments to snapshots, too heavy for every tick
+        finished = campaign is not None and campaign.status is CampaignStatus.completed and idle
+        untrained = unused_pairs(s, campaign) if finished else 0
     done = sum(v for k, v in batches.items() if k in (BatchStatus.submitted, BatchStatus.completed))
     return {"batches": sum(batches.values()), "submitted": done,
             "completed": batches.get(BatchStatus.completed, 0), "expected": int(expected), "stored": stored,

@@ -51,7 +51,7 @@ def rater_flags(
 ) -> pd.DataFrame:
     """Per-rater table with the flags described in the module docstring (index ``worker``)."""
     c = encode(df, min_workers=1)
-    k, n_w, n_t = c.n_classes, c.n_workers, c.n_tasks
+    k, n_w = c.n_classes, c.n_workers
     votes = c.task_class_counts()
     if consensus is not None:
         ci = c.classes.get_indexer(pd.Index(consensus.reindex(c.tasks).to_numpy()))

@@ -113,7 +113,7 @@ class MACE(CategoricalAggregator):
         return ll, spam, theta, it
 
     def _fit_coded(self, coded: Coded, gold_t: np.ndarray, gold_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n_w, k, n = coded.n_workers, coded.n_classes, len(coded.task)
+        n_w, k = coded.n_workers, coded.n_classes
         rng = np.random.default_rng(self.random_state)
         runs = []
         for _ in range(self.n_restarts):  # short burn-in from every random start ...

@@ -4,7 +4,6 @@ function and print the result; ``--json`` prints machine-readable output on read
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from connectors.errors import CrowdbridgeError
 from service.cli.campaign import campaign_app
+from service.cli.common import print_json
 from service.cli.models import export_pairs, models_app, retrain
 from service.settings import get_settings
 
@@ -30,10 +30,6 @@ app.command("retrain")(retrain)
 app.command("export-pairs")(export_pairs)
 console = Console(stderr=True)
 out = Console()
-
-
-def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 @app.command()

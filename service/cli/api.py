@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.common import database_url, print_json
 from service.settings import get_settings
 from service.storage.models_api import Scope
 
@@ -19,18 +19,6 @@ __all__ = ["analytics", "api", "audit", "tokens_app"]
 
 out = Console()
 tokens_app = typer.Typer(help="API tokens (stored hashed; the value is shown once).", no_args_is_help=True)
-
-
-def _url() -> str:
-    from service.storage.db import migrate
-
-    url = get_settings().resolved_database_url
-    migrate(url)
-    return url
-
-
-def _json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def api(host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
@@ -50,11 +38,11 @@ def tokens_create(name: Annotated[str, typer.Argument(help="who or what uses the
     from service.domain.tokens import create_token
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         issued = create_token(session, name=name, scope=scope)
         session.commit()
     if as_json:
-        _json({"id": str(issued.token.id), "name": name, "scope": scope.value, "token": issued.plain})
+        print_json({"id": str(issued.token.id), "name": name, "scope": scope.value, "token": issued.plain})
     else:
         out.print(f"token [bold]{name}[/] ({scope.value}), id {issued.token.id}:")
         sys.stdout.write(issued.plain + "\n")
@@ -66,7 +54,7 @@ def tokens_revoke(ref: Annotated[str, typer.Argument(help="token id or name")]) 
     from service.domain.tokens import revoke_token
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         token = revoke_token(session, ref)
         session.commit()
     out.print(f"revoked token {token.name} ({token.id})")
@@ -78,12 +66,12 @@ def tokens_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     from service.domain.tokens import list_tokens
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         rows = [{"id": str(t.id), "name": t.name, "scope": t.scope.value, "prefix": t.prefix,
                  "created_at": t.created_at, "last_used_at": t.last_used_at, "revoked_at": t.revoked_at}
                 for t in list_tokens(session)]
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     table = Table("name", "scope", "prefix", "last used", "revoked")
     for r in rows:
@@ -100,7 +88,7 @@ def audit(campaign: Annotated[str, typer.Argument(help="campaign name or id")],
     from service.domain.tokens import pseudonymizer
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         name = pseudonymizer(session, Scope.admin if plain_ids else Scope.auditor)
         report = build_audit(session, campaign, pseudonymize=name)
         html = render_audit_html(report)
@@ -117,11 +105,11 @@ def analytics(campaign: Annotated[str | None, typer.Option(help="campaign name o
     from service.domain.campaigns import get_campaign
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         chosen = get_campaign(session, campaign) if campaign else None
         rows = vendor_analytics(session, campaign=chosen, vendor=vendor)
     if as_json:
-        _json([asdict(r) for r in rows])
+        print_json([asdict(r) for r in rows])
         return
     table = Table("vendor", "items/h", "judgments/h", "turnaround p50/p95/p99 s", "USD/item", "agreement", "alpha",
                   "alerts")

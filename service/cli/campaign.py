@@ -14,20 +14,13 @@ from rich.table import Table
 from sqlmodel import select
 
 from connectors.base import JudgmentKind
+from service.cli.common import database_url
 from service.settings import get_settings
 
 __all__ = ["campaign_app"]
 
 campaign_app = typer.Typer(help="Create, push, watch and export campaigns.", no_args_is_help=True)
 out = Console()
-
-
-def _url() -> str:
-    from service.storage.db import migrate
-
-    url = get_settings().resolved_database_url
-    migrate(url)
-    return url
 
 
 @campaign_app.command("create")
@@ -49,7 +42,7 @@ def create(
     from service.storage.db import session_scope
 
     records = read_item_records(items)
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         campaign = create_campaign(session, CampaignSpec(
             name=name, kind=kind, raters_per_item=raters, vendor=vendor, instructions=instructions,
             budget_usd=budget, rating_scale=scale, model_family=model_family))
@@ -71,7 +64,7 @@ def push(name: Annotated[str, typer.Argument(help="campaign name or id")],
     from workers.relay import relay_outbox
 
     settings = get_settings()
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         campaign = get_campaign(session, name)
         batches = start_campaign(session, settings, campaign)
         session.commit()
@@ -97,7 +90,7 @@ def status(name: Annotated[str, typer.Argument(help="campaign name or id")],
     from service.domain.campaigns import campaign_status, get_campaign
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         report = campaign_status(session, get_campaign(session, name))
     data = {"id": str(report.campaign.id), "name": report.campaign.name, "status": report.campaign.status.value,
             "kind": report.campaign.kind.value, "items": report.items, "batches": report.batches_by_status,
@@ -125,7 +118,7 @@ def export(name: Annotated[str, typer.Argument(help="campaign name or id")],
 
     if what not in ("judgments", "consensus"):
         raise typer.BadParameter("--what must be judgments or consensus")
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         campaign = get_campaign(session, name)
         model = Judgment if what == "judgments" else ConsensusLabel
         rows = [r.model_dump() for r in session.exec(select(model).where(model.campaign_id == campaign.id))]

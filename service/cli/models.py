@@ -11,20 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.common import database_url
 from service.settings import get_settings
 
 __all__ = ["export_pairs", "models_app", "retrain"]
 
 models_app = typer.Typer(help="The reward-model registry.", no_args_is_help=True)
 out = Console()
-
-
-def _url() -> str:
-    from service.storage.db import migrate
-
-    url = get_settings().resolved_database_url
-    migrate(url)
-    return url
 
 
 def _public(model: Any) -> dict[str, Any]:
@@ -42,7 +35,7 @@ def retrain(campaign: Annotated[str, typer.Argument(help="campaign name or id")]
     from service.storage.db import session_scope
     from workers.relay import relay_outbox
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         found = get_campaign(session, campaign)
         job = maybe_enqueue_retrain(session, get_settings(), found, trigger="manual", force=True)
         session.commit()
@@ -62,7 +55,7 @@ def list_models(family: Annotated[str | None, typer.Option(help="only this model
     from service.domain.registry import list_versions
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         rows = [_public(m) for m in list_versions(session, family=family)]
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
@@ -85,7 +78,7 @@ def show(ref: Annotated[str, typer.Argument(help="model version id or FAMILY:VER
     from service.domain.registry import get_version
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         model = get_version(session, ref)
         card = build_card(session, model.id)
     if as_json:
@@ -103,7 +96,7 @@ def promote(ref: Annotated[str, typer.Argument(help="model version id or FAMILY:
     from service.domain.registry import promote_version
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         model = promote_version(session, ref)
     out.print(f"{model.family} v{model.version} is now promoted")
 
@@ -120,7 +113,7 @@ def export_pairs(campaign: Annotated[str, typer.Argument(help="campaign name or 
 
     if fmt not in ("trl", "dpo"):
         raise typer.BadParameter("--format must be trl or dpo")
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         pairs = build_pairs(session, get_campaign(session, campaign))
     if pairs.empty:
         raise typer.BadParameter(f"campaign {campaign!r} has no reconciled pairwise preferences yet")

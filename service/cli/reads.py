@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from service.settings import get_settings
+from service.cli.common import database_url
 from service.storage.models import BatchStatus, CampaignStatus
 
 __all__ = ["agreement", "batches", "campaigns", "consensus", "judgments", "retrain_jobs"]
@@ -47,14 +47,6 @@ AGREEMENT_SCOPES = ("campaign", "vendor", "batch", "rater")  # the API's ?scope=
 
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON document instead of a table")]
 CampaignRef = Annotated[str, typer.Argument(help="campaign name or id")]
-
-
-def _url() -> str:
-    from service.storage.db import migrate
-
-    url = get_settings().resolved_database_url
-    migrate(url)
-    return url
 
 
 def _table(*columns: str, title: str) -> Table:
@@ -97,7 +89,7 @@ def campaigns(status: Annotated[CampaignStatus | None, typer.Option(help="only c
     from service.domain import queries
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         rows = _rows(queries.campaigns(session, status=status), CAMPAIGN_FIELDS)
     if as_json:
         _print_json(rows)
@@ -119,7 +111,7 @@ def batches(campaign: CampaignRef,
     from service.domain.campaigns import get_campaign
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         found = get_campaign(session, campaign)
         rows = _rows(queries.batches(session, found, status=status), BATCH_FIELDS)
         name = found.name
@@ -147,7 +139,7 @@ def judgments(campaign: CampaignRef,
     from service.domain.campaigns import get_campaign
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         found = get_campaign(session, campaign)
         filters = queries.judgment_filters(session, found, vendor=vendor, rater_id=rater, label=label)
         page, next_cursor = queries.judgments_page(session, found, limit=limit, cursor=cursor, **filters)
@@ -181,7 +173,7 @@ def consensus(campaign: CampaignRef,
 
     if method != "all" and method not in CONSENSUS_METHODS:
         raise typer.BadParameter(f"must be one of {', '.join(CONSENSUS_METHODS)} or all", param_hint="--method")
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         found = get_campaign(session, campaign)
         page, next_cursor = queries.consensus_page(session, found, method=None if method == "all" else method,
                                                    contested=True if contested else None, limit=limit, cursor=cursor)
@@ -213,7 +205,7 @@ def agreement(campaign: CampaignRef,
 
     if scope is not None and scope not in AGREEMENT_SCOPES:
         raise typer.BadParameter(f"must be one of {', '.join(AGREEMENT_SCOPES)}", param_hint="--scope")
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         found = get_campaign(session, campaign)
         reports = [r for r in queries.agreement(session, found, scope=scope) if r.scope in AGREEMENT_SCOPES]
         rows = _rows(reports, AGREEMENT_FIELDS)
@@ -261,7 +253,7 @@ def retrain_jobs(campaign: Annotated[str | None, typer.Option(help="only this ca
     from service.domain.campaigns import get_campaign
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         found = get_campaign(session, campaign) if campaign else None
         rows = _rows(queries.retrain_jobs(session, campaign=found), RETRAIN_JOB_FIELDS)
     if as_json:

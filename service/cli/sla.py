@@ -10,21 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from service.settings import get_settings
+from service.cli.common import database_url
 
 __all__ = ["sla_app", "timeseries"]
 
 sla_app = typer.Typer(help="Per-vendor SLA thresholds that raise alerts in analytics, the dashboard and /metrics.",
                       no_args_is_help=True)
 out = Console()
-
-
-def _url() -> str:
-    from service.storage.db import migrate
-
-    url = get_settings().resolved_database_url
-    migrate(url)
-    return url
 
 
 def _row(t: object) -> dict[str, object]:
@@ -38,7 +30,7 @@ def sla_list(vendor: Annotated[str | None, typer.Option()] = None,
     from service.domain.analytics import list_sla_thresholds
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         rows = [_row(t) for t in list_sla_thresholds(session, vendor=vendor)]
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
@@ -60,7 +52,7 @@ def sla_set(vendor: Annotated[str, typer.Argument()], metric: Annotated[str, typ
     from service.domain.analytics import set_sla_threshold
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         row = _row(set_sla_threshold(session, vendor=vendor, metric=metric, limit=limit, direction=direction))
         session.commit()
     if as_json:
@@ -77,7 +69,7 @@ def timeseries(campaign: Annotated[str | None, typer.Option(help="campaign name 
     from service.domain.campaigns import get_campaign
     from service.storage.db import session_scope
 
-    with session_scope(_url()) as session:
+    with session_scope(database_url()) as session:
         chosen = get_campaign(session, campaign) if campaign else None
         frame = throughput_series(session, campaign_id=chosen.id if chosen else None, buckets=buckets)
     frame["bucket_start"] = frame["bucket_start"].astype(str)
