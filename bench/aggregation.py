@@ -127,8 +127,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             import warnings
 
             import crowdkit.aggregation as ck
+            import crowdkit.aggregation.classification.wawa as ck_wawa
 
             warnings.filterwarnings("ignore")
+            # crowd-kit 1.4.2's Wawa.predict calls sklearn's check_is_fitted, which sklearn >= 1.6 rejects for
+            # non-sklearn estimators (AttributeError __sklearn_tags__); on a fitted model it is a no-op
+            ck_wawa.check_is_fitted = lambda *args, **kwargs: None
             model = getattr(ck, CK_NAMES[method])()
             labels, secs = c.timed(lambda: model.fit_predict(df), repeat)
         out = {"accuracy": c.accuracy(labels, truth), "seconds": secs}

@@ -1,8 +1,10 @@
 """Input validation and integer coding shared by every method (private).
 
 Every public entry point turns its DataFrame into integer codes here, once, and the numerics work on
-those. Codes follow the *sorted* order of the distinct values (``pd.factorize(sort=True)``), so results
-do not depend on row order, and "the first label" in a tie means the smallest label in that order.
+those. Codes follow the *sorted* order of the distinct values (``pd.factorize(sort=True)``), so outputs
+(``probas_`` columns, task and worker indexes) do not depend on row order. Ties between equally probable
+labels are broken by ``Coded.tie_order``: the label seen first in the rows wins (crowd-kit's rule, whose
+``idxmax`` runs over columns in first-seen order), unless ``classes`` declares the order.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy import sparse
 
 from .errors import AggregationInputError
 
-__all__ = ["Coded", "check_frame", "encode", "encode_gold", "factorize"]
+__all__ = ["Coded", "check_frame", "encode", "encode_gold", "factorize", "first_seen_order"]
 
 
 def check_frame(df: Any, columns: Sequence[str], *, what: str = "labels") -> pd.DataFrame:
@@ -67,6 +69,11 @@ class Coded:
     tasks: pd.Index
     workers: pd.Index
     classes: pd.Index
+    tie_order: np.ndarray | None = None  # class codes, most preferred first; None: sorted order
+
+    def tie_rank(self) -> np.ndarray:
+        """Class codes in tie-breaking order (see module docstring)."""
+        return np.arange(self.n_classes) if self.tie_order is None else self.tie_order
 
     @property
     def n_tasks(self) -> int:
@@ -132,8 +139,18 @@ def encode(
     declared = _declared(classes, observed)
     if declared is not None:
         y = declared.get_indexer(observed)[y]
-        observed = declared
-    return Coded(task=t, worker=w, label=y, tasks=tasks, workers=workers, classes=observed)
+        return Coded(task=t, worker=w, label=y, tasks=tasks, workers=workers, classes=declared)
+    return Coded(task=t, worker=w, label=y, tasks=tasks, workers=workers, classes=observed,
+                 tie_order=first_seen_order(y, len(observed)))
+
+
+def first_seen_order(codes: np.ndarray, n: int) -> np.ndarray:
+    """The codes ``0..n-1`` ordered by where each first occurs in ``codes`` (absent ones last)."""
+    seen = pd.unique(codes) if len(codes) else np.empty(0, np.int64)
+    if len(seen) == n:
+        return np.asarray(seen, dtype=np.int64)
+    rest = np.setdiff1d(np.arange(n), seen)
+    return np.concatenate([np.asarray(seen, dtype=np.int64), rest])
 
 
 def encode_gold(gold: Any, coded: Coded) -> tuple[np.ndarray, np.ndarray]:

@@ -5,9 +5,11 @@ repeated ``(task, worker)`` rows count as separate answers. Values are usually s
 hashable values work. Labels are the distinct values seen, in sorted order, unless the estimator's
 ``classes`` declares the set (and order).
 
-Deterministic tie-breaking: when two labels are equally probable for a task, the one that comes first in
-that order (the smallest label) wins. Tasks and workers in every output are sorted too, so the result does
-not depend on row order.
+Deterministic tie-breaking: when two labels are equally probable for a task, the label that occurs first
+in the input rows wins (or the first in ``classes`` when declared). This is crowd-kit's rule (its
+``idxmax`` runs over columns in first-seen order), so MV and DS give crowd-kit's labels exactly. Tasks,
+workers and the ``probas_`` columns are sorted, so everything but the tie-break is independent of row
+order.
 """
 
 from __future__ import annotations
@@ -93,11 +95,19 @@ class CategoricalAggregator:
         raise NotImplementedError
 
     def _set_outputs(self, coded: Coded, probas: np.ndarray, skills: np.ndarray) -> None:
+        self._tie_order = coded.tie_rank()
         self.probas_ = pd.DataFrame(probas, index=coded.tasks, columns=coded.classes)
         self.labels_ = pd.Series(
-            coded.classes.to_numpy()[np.argmax(probas, axis=1)], index=coded.tasks, name="label"
+            coded.classes.to_numpy()[most_probable(probas, self._tie_order)], index=coded.tasks, name="label"
         )
         self.skills_ = pd.Series(skills, index=coded.workers, name="skill")
+
+
+def most_probable(probas: np.ndarray, tie_order: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise argmax; among equal maxima the class listed first in ``tie_order`` wins."""
+    if tie_order is None or len(tie_order) == 0:
+        return np.argmax(probas, axis=1)
+    return tie_order[np.argmax(probas[:, tie_order], axis=1)]
 
 
 def pin_gold(probas: np.ndarray, gold_t: np.ndarray, gold_y: np.ndarray) -> np.ndarray:

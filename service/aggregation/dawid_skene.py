@@ -9,8 +9,11 @@ Model. Task :math:`t` has a latent true class :math:`z_t \sim \mathrm{Cat}(p)`; 
 maximised by EM from the majority-vote posterior. E-step: :math:`q_{tc} \propto p_c \prod \pi^w_{yc}`
 (log space, one sparse ``(tasks, workers*classes) @ (workers*classes, classes)`` product). M-step:
 :math:`\pi^w_{yc} \propto \sum q_{tc}` over ``w``'s answers ``y`` (the transposed product), floored at
-1e-10 as crowd-kit does (after adding the prior below), and :math:`p = \bar q`. Stops when :math:`\ell` per answer gains less than
-``tol`` or after ``n_iter`` rounds (``n_iter=0`` returns the majority-vote posterior).
+1e-10 as crowd-kit does (after adding the prior below), and :math:`p = \bar q`. Stopping follows crowd-kit
+exactly: after each E+M round the ELBO of the new posterior under the new parameters (as crowd-kit computes
+it, see ``evidence_lower_bound``) per answer is compared with the last one, and EM stops once it gains less
+than ``tol`` (1e-5) or after ``n_iter`` rounds (``n_iter=0`` returns the majority-vote posterior). With the
+same start (MV), the same steps and the same stopping round, ``prior=0`` gives crowd-kit's labels.
 
 Prior (MAP Dawid–Skene). Each column :math:`\pi^w_{\cdot c}` gets a Dirichlet prior with pseudo-counts
 :math:`\lambda d` on the right answer and :math:`\lambda (1-d)/(K-1)` on each wrong one (``prior`` =
@@ -47,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ._data import Coded, encode
-from .base import CategoricalAggregator, accuracy_vs, pin_gold, softmax_rows
+from .base import CategoricalAggregator, accuracy_vs, most_probable, pin_gold, softmax_rows
 from .errors import AggregationInputError
 from .majority_vote import vote_shares
 
@@ -60,10 +63,28 @@ DEFAULT_PRIOR = 1.0
 DEFAULT_PRIOR_DIAG = 0.7
 
 
-def normalize_confusion(counts: np.ndarray) -> np.ndarray:
-    """(W, K_obs, K_true) expected counts -> P(observed | true), floored at EPS before normalising."""
-    c = np.maximum(counts, EPS)
+def normalize_confusion(counts: np.ndarray, given: np.ndarray | None = None) -> np.ndarray:
+    """(W, K_obs, K_true) expected counts -> P(observed | true), floored at EPS before normalising.
+
+    ``given`` (W, K_obs) marks the labels each rater actually gave; as in crowd-kit only those are floored,
+    so a rater's column for a class it (almost) never met spreads over its own labels, not over all K.
+    """
+    c = np.maximum(counts, EPS) if given is None else np.where(given[:, :, None], np.maximum(counts, EPS), counts)
     return c / c.sum(axis=1, keepdims=True)
+
+
+def evidence_lower_bound(
+    q: np.ndarray, answer_ll: np.ndarray, log_prior: np.ndarray, answers_per_task: np.ndarray
+) -> float:
+    r"""crowd-kit's EM stopping quantity: :math:`\sum_{(t,w,y)}\sum_c q_{tc}(\log\pi^w_{yc} + \log p_c) + H(q)`.
+
+    ``answer_ll[t, c]`` is :math:`\sum_{(t,w,y)} \log\pi^w_{yc}`. As in crowd-kit the class prior enters once
+    per *answer* (not once per task) and the entropy uses :math:`q` floored at 1e-10; computing the same
+    number is what makes our EM stop on the same round as crowd-kit's and so give its labels.
+    """
+    qc = np.maximum(q, EPS)
+    joint = float(np.einsum("tc,tc->", q, answer_ll)) + float(answers_per_task @ (q @ log_prior))
+    return joint - float(np.einsum("tc,tc->", qc, np.log(qc)))
 
 
 def pseudo_counts(k: int, prior: float, diag: float) -> np.ndarray:
@@ -77,17 +98,17 @@ def pseudo_counts(k: int, prior: float, diag: float) -> np.ndarray:
 @dataclass(kw_only=True)
 class DawidSkene(CategoricalAggregator):
     """Dawid–Skene EM (see module docstring). ``n_iter`` caps EM rounds; ``tol`` is the stop threshold on
-    the gain in mean log-likelihood per answer."""
+    the gain in the ELBO per answer (crowd-kit's ``tol``, same default)."""
 
     name: ClassVar[str] = "ds"
     n_iter: int = 100
-    tol: float = 1e-6
+    tol: float = 1e-5
     prior: float = DEFAULT_PRIOR
     prior_diag: float = DEFAULT_PRIOR_DIAG
 
     errors_: pd.DataFrame = field(init=False, repr=False)  # index (worker, label), columns true label
     priors_: pd.Series = field(init=False, repr=False)
-    loss_history_: list[float] = field(init=False, repr=False)  # mean log-likelihood per answer
+    loss_history_: list[float] = field(init=False, repr=False)  # ELBO per answer (evidence_lower_bound)
     n_iter_: int = field(init=False, repr=False)
     counts_: np.ndarray = field(init=False, repr=False)  # (workers, observed, true) expected counts
 
@@ -99,10 +120,10 @@ class DawidSkene(CategoricalAggregator):
         if not self.prior >= 0 or not 0 < self.prior_diag < 1:
             raise AggregationInputError("need prior >= 0 and 0 < prior_diag < 1", field="prior")
 
-    def _confusion(self, counts: np.ndarray) -> np.ndarray:
+    def _confusion(self, counts: np.ndarray, given: np.ndarray | None = None) -> np.ndarray:
         """MAP confusion matrices from expected counts (the ML estimate when ``prior=0``)."""
         k = counts.shape[1]
-        return normalize_confusion(counts + pseudo_counts(k, self.prior, self.prior_diag))
+        return normalize_confusion(counts + pseudo_counts(k, self.prior, self.prior_diag), given)
 
     # -- fit ------------------------------------------------------------------------------------------
     def _fit_coded(self, coded: Coded, gold_t: np.ndarray, gold_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,23 +132,29 @@ class DawidSkene(CategoricalAggregator):
         at = a.T.tocsr()
         votes = vote_shares(coded)
         q = pin_gold(votes / votes.sum(axis=1, keepdims=True), gold_t, gold_y)
-        counts = (at @ q).reshape(w_, k, k)
+        answers_per_task = np.bincount(coded.task, minlength=coded.n_tasks).astype(float)
         n = len(coded.task)
+        given = np.bincount(coded.worker * k + coded.label, minlength=w_ * k).reshape(w_, k) > 0
+
+        def params(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """M-step: expected counts, per-task answer log-likelihoods (T, K) and the log class prior."""
+            counts = (at @ q).reshape(w_, k, k)
+            pi = self._confusion(counts, given)  # zero only where a rater never gave that label: never read
+            log_pi = np.log(np.where(pi > 0, pi, 1.0)).reshape(w_ * k, k)
+            return counts, a @ log_pi, np.log(np.maximum(q.mean(axis=0), EPS))
+
+        counts, answer_ll, log_prior = params(q)
         history: list[float] = []
+        best = -np.inf
         it = 0
         for it in range(1, self.n_iter + 1):
-            prior = np.maximum(q.mean(axis=0), EPS)
-            log_pi = np.log(self._confusion(counts)).reshape(w_ * k, k)
-            logp = a @ log_pi
-            logp += np.log(prior)
-            q, lognorm = softmax_rows(logp)
+            q, _ = softmax_rows(answer_ll + log_prior)
             pin_gold(q, gold_t, gold_y)
-            counts = (at @ q).reshape(w_, k, k)
-            history.append(float(lognorm.sum()) / n)
-            if len(history) > 1 and history[-1] - history[-2] < self.tol:
+            counts, answer_ll, log_prior = params(q)
+            history.append(evidence_lower_bound(q, answer_ll, log_prior, answers_per_task) / n)
+            if history[-1] - best < self.tol:
                 break
-        else:
-            it = self.n_iter
+            best = history[-1]
         self.n_iter_ = it
         self.loss_history_ = history
         self.counts_ = counts
@@ -216,7 +243,8 @@ class DawidSkene(CategoricalAggregator):
         probas = self.probas_.reindex(tasks, fill_value=0.0)
         probas.iloc[tasks.get_indexer(new.tasks)] = q
         self.probas_ = probas
-        self.labels_ = pd.Series(classes.to_numpy()[np.argmax(probas.to_numpy(), axis=1)], index=tasks, name="label")
+        labels = most_probable(probas.to_numpy(), getattr(self, "_tie_order", None))
+        self.labels_ = pd.Series(classes.to_numpy()[labels], index=tasks, name="label")
         self._store(workers, classes, counts, self._prior_sum / len(tasks))
         self.skills_ = self._skills_from_counts(workers)
         return self

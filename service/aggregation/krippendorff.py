@@ -17,7 +17,7 @@ Preconditions: at least two distinct values, two raters, and one task with two a
 levels give ``order`` unless the labels are numbers; interval and ratio need numeric labels.
 
 The work is one ``np.bincount`` into a dense (tasks x values) count matrix and a ``(V x T) @ (T x V)``
-product: O(rows + T·V²). ``krippendorff_alpha_from_counts`` starts from such a matrix, as the
+product: O(rows + T·V²); the nominal level needs only the matrix's row sums of squares and margins, O(T·V). ``krippendorff_alpha_from_counts`` starts from such a matrix, as the
 ``krippendorff`` package's ``value_counts=`` does.
 """
 
@@ -45,33 +45,64 @@ def value_counts_matrix(
     """Validated dense (tasks x values) count matrix and the value domain (numbers unless nominal).
 
     Built with one ``np.bincount`` over integer codes; tasks are coded in order of appearance (α does not
-    depend on the order of tasks), values in sorted order (the order matters for ordinal distances).
+    depend on the order of tasks), values in sorted order (the order matters for ordinal distances) except
+    at the nominal level, where α does not depend on it either. Validation rides on the factorizing: a
+    missing task or label shows up as code -1, so no separate null scan of those columns is made.
     """
     if level not in _LEVELS:
         raise AggregationInputError(f"level must be one of {', '.join(_LEVELS)}; got {level!r}", field="level")
-    check_frame(df, ("task", "worker", "label"), what="ratings")
-    workers = df["worker"]
-    if not (workers != workers.iloc[0]).any():  # vectorised in the column's own storage; no object copy
-        raise AggregationInputError("agreement needs at least two distinct raters (column 'worker')", field="worker")
-    t, tasks = pd.factorize(df["task"], sort=False)
+    if not isinstance(df, pd.DataFrame) or not {"task", "worker", "label"} <= set(df.columns) or len(df) == 0:
+        check_frame(df, ("task", "worker", "label"), what="ratings")  # raises with the precise message
+    _check_raters(df["worker"])
+    t, tasks = df["task"].array.factorize()  # the column's own storage: no pandas Series overhead
+    if t.min() < 0:
+        _raise_missing("task", t)
     labels = df["label"]
     if order is not None:
         domain_index = pd.Index(list(order))
         v = domain_index.get_indexer(labels)
         if (v < 0).any():
+            if labels.isna().any():
+                _raise_missing("label", v)
             bad = sorted(set(map(repr, labels[v < 0])))[:5]
             raise AggregationInputError(f"label(s) {', '.join(bad)} are not in `order`", field="label")
         domain: np.ndarray = np.arange(len(domain_index), dtype=float)
         if level in ("interval", "ratio"):
             domain = _numeric(pd.Series(domain_index), level)
+    elif level == "nominal":
+        v, uniq = labels.array.factorize()
+        if v.min() < 0:
+            _raise_missing("label", v)
+        domain = np.arange(len(uniq), dtype=float)
     else:
-        if level != "nominal" and not pd.api.types.is_numeric_dtype(labels):
+        if labels.hasnans:
+            _raise_missing("label", np.where(labels.isna().to_numpy(), -1, 0))
+        if not pd.api.types.is_numeric_dtype(labels):
             labels = pd.Series(_numeric(labels, level), index=labels.index)
         v, uniq = factorize(labels, "label")
-        domain = uniq.to_numpy(float) if level != "nominal" else np.arange(len(uniq), dtype=float)
+        domain = uniq.to_numpy(float)
     n_v = len(domain)
     counts = np.bincount(t.astype(np.int64) * n_v + v, minlength=len(tasks) * n_v).reshape(len(tasks), n_v)
     return counts.astype(float), domain
+
+
+def _check_raters(workers: pd.Series) -> None:
+    """At least two distinct, non-missing raters (the first and last rows usually settle it at once)."""
+    values = workers.array
+    missing = values.isna()
+    if missing.any():
+        raise AggregationInputError(f"column 'worker' has {int(missing.sum())} missing value(s); drop or fill them",
+                                    field="worker")
+    first = values[0]
+    if values[-1] != first:
+        return
+    if not (workers != first).any():  # vectorised in the column's own storage; no object copy
+        raise AggregationInputError("agreement needs at least two distinct raters (column 'worker')", field="worker")
+
+
+def _raise_missing(column: str, codes: np.ndarray) -> None:
+    n = int((codes < 0).sum())
+    raise AggregationInputError(f"column {column!r} has {n} missing value(s); drop or fill them", field=column)
 
 
 def _numeric(labels: pd.Series, level: str) -> np.ndarray:
@@ -111,6 +142,8 @@ def _alpha_from_counts(counts: np.ndarray, domain: np.ndarray, level: str) -> fl
     if len(domain) <= 1:
         raise AggregationInputError("only one distinct label: α needs at least two values", field="label")
     c = counts[paired] if not paired.all() else counts
+    if level == "nominal":
+        return _nominal_alpha(c, m[paired])
     scaled = c / (m[paired] - 1.0)[:, None]
     o = c.T @ scaled  # coincidences: sum_u n_uc n_uk / (m_u - 1) ...
     o[np.diag_indices_from(o)] -= scaled.sum(axis=0)  # ... minus the pairs of an answer with itself
@@ -120,12 +153,30 @@ def _alpha_from_counts(counts: np.ndarray, domain: np.ndarray, level: str) -> fl
     d = _distance(level, domain, n_v)
     expected = (e * d).sum()
     if expected <= 0:
-        raise AggregationInputError(
-            "all answers on tasks with two or more answers share one value, so expected disagreement is 0 and α is "
-            "undefined (0/0); report percent agreement instead",
-            field="label",
-        )
+        _raise_no_variation()
     return float(1.0 - (o * d).sum() / expected)
+
+
+def _nominal_alpha(c: np.ndarray, m: np.ndarray) -> float:
+    r"""Nominal α without the (V x V) coincidence matrix: with :math:`\delta = 1 - [c = k]` only its trace
+    and margins are needed, :math:`\sum_{ck} o_{ck} = n`, :math:`n_c = \sum_u n_{uc}`,
+    :math:`\mathrm{tr}\,o = \sum_u (\sum_c n_{uc}^2 - m_u)/(m_u - 1)`, so
+    :math:`\alpha = 1 - (n - 1)(n - \mathrm{tr}\,o) / (n^2 - \sum_c n_c^2)`. O(T·V)."""
+    n_v = c.sum(axis=0)
+    n = float(m.sum())
+    agree = float(((np.einsum("tv,tv->t", c, c) - m) / (m - 1.0)).sum())
+    expected = n * n - float(n_v @ n_v)
+    if expected <= 0:
+        _raise_no_variation()
+    return float(1.0 - (n - 1.0) * (n - agree) / expected)
+
+
+def _raise_no_variation() -> None:
+    raise AggregationInputError(
+        "all answers on tasks with two or more answers share one value, so expected disagreement is 0 and α is "
+        "undefined (0/0); report percent agreement instead",
+        field="label",
+    )
 
 
 def krippendorff_alpha_from_counts(

@@ -6,7 +6,7 @@ Model: each task's label is the one given most often,
 
 with :math:`s_w = 1` for plain MV (``skills=None``) or a fixed per-worker weight. ``probas_`` holds the
 normalised (weighted) vote shares. ``skills_`` is each worker's accuracy against the consensus.
-Ties go to the label that comes first in sorted (or declared) order.
+Ties go to the label seen first in the rows (or first in ``classes``), as in crowd-kit.
 
 Incremental use: ``partial_fit(new_rows)`` adds the new votes to the stored per-task vote counts and
 re-decides only the tasks those rows reach; workers' skills are updated from their new rows only.
@@ -25,7 +25,7 @@ import pandas as pd
 
 from ._data import Coded, encode
 from .errors import AggregationInputError
-from .base import CategoricalAggregator, pin_gold, row_normalize
+from .base import CategoricalAggregator, most_probable, pin_gold, row_normalize
 
 __all__ = ["MajorityVote"]
 
@@ -39,7 +39,7 @@ def vote_shares(coded: Coded, weights: np.ndarray | None = None) -> np.ndarray:
 
 def hard_accuracy(coded: Coded, probas: np.ndarray) -> np.ndarray:
     """Fraction of each worker's answers equal to the (tie-broken) consensus label."""
-    consensus = np.argmax(probas, axis=1)
+    consensus = most_probable(probas, coded.tie_order)
     hit = (consensus[coded.task] == coded.label).astype(float)
     n = np.bincount(coded.worker, minlength=coded.n_workers)
     return np.bincount(coded.worker, weights=hit, minlength=coded.n_workers) / np.maximum(n, 1)
@@ -84,7 +84,7 @@ class MajorityVote(CategoricalAggregator):
         np.add.at(votes, (new_t, new.label), 1.0)
         self.votes_ = votes
         probas = row_normalize(votes.copy())
-        labels = np.argmax(probas, axis=1)
+        labels = most_probable(probas, getattr(self, "_tie_order", None))
         hit = (labels[new_t] == new.label).astype(float)
         workers = self.skills_.index.union(new.workers)
         n_old = self.answers_.reindex(workers, fill_value=0).to_numpy()

@@ -3,9 +3,11 @@ r"""One-coin Dawid–Skene: each rater is right with one probability, wrong unif
 Model: :math:`P(y \mid z_t = c, w) = s_w` if :math:`y = c`, else :math:`(1 - s_w)/(K - 1)`; classes
 :math:`z_t \sim \mathrm{Cat}(p)`. Objective: the marginal log-likelihood, maximised by EM from the
 majority-vote posterior. E-step: :math:`q_{tc} \propto p_c \prod P(y \mid c, w)` (two ``bincount`` calls
-in log space); M-step: :math:`s_w` is the mean of :math:`q_{t,y}` over the rater's answers, clipped to
-[1e-10, 1 - 1e-10], and :math:`p = \bar q`. Gold tasks are pinned to their class at every step. Stops when
-the mean log-likelihood per answer gains less than ``tol`` or after ``n_iter`` rounds.
+in log space); M-step: :math:`s_w` is the mean of :math:`q_{t,y}` over the rater's answers, and
+:math:`p = \bar q`; both answer probabilities are clipped to [1e-10, 1 - 1e-10]. Gold tasks are pinned to
+their class at every step. Stops as crowd-kit does: once the ELBO per answer
+(``dawid_skene.evidence_lower_bound``, with the new parameters) gains less than ``tol`` (1e-5), or after
+``n_iter`` rounds.
 
 Preconditions: at least two distinct raters. It assumes errors spread evenly over the wrong classes and
 can collapse when they do not (crowd-kit measured .258 on s4_Relevance).
@@ -24,6 +26,7 @@ import numpy as np
 from ._data import Coded
 from .base import CategoricalAggregator, accuracy_vs, pin_gold, row_normalize, softmax_rows
 from .errors import AggregationInputError
+from .dawid_skene import evidence_lower_bound
 from .majority_vote import vote_shares
 
 __all__ = ["OneCoinDawidSkene"]
@@ -37,7 +40,7 @@ class OneCoinDawidSkene(CategoricalAggregator):
 
     name: ClassVar[str] = "onecoin_ds"
     n_iter: int = 100
-    tol: float = 1e-6
+    tol: float = 1e-5
 
     priors_: np.ndarray = field(init=False, repr=False)
     loss_history_: list[float] = field(init=False, repr=False)
@@ -55,18 +58,28 @@ class OneCoinDawidSkene(CategoricalAggregator):
             self.priors_ = np.ones(1)
             return q, np.ones(coded.n_workers)
         tk_idx = coded.task * k + coded.label
+        answers_per_task = np.bincount(coded.task, minlength=coded.n_tasks).astype(float)
+
+        def params(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """M-step: per-task answer log-likelihoods (T, K) and the log class prior."""
+            s = accuracy_vs(coded, q)
+            right = np.log(np.clip(s, EPS, 1 - EPS))
+            wrong = np.log(np.clip((1 - s) / (k - 1), EPS, 1 - EPS))
+            ll = np.bincount(tk_idx, weights=(right - wrong)[coded.worker], minlength=coded.n_tasks * k)
+            all_wrong = np.bincount(coded.task, weights=wrong[coded.worker], minlength=coded.n_tasks)
+            ll = ll.reshape(-1, k) + all_wrong[:, None]
+            return ll, np.log(np.maximum(q.mean(axis=0), EPS))
+
+        answer_ll, log_prior = params(q)
+        best = -np.inf
         for it in range(1, self.n_iter + 1):
-            s = np.clip(accuracy_vs(coded, q), EPS, 1 - EPS)
-            wrong = np.log((1 - s) / (k - 1))
-            right = np.log(s) - wrong
-            logp = np.bincount(tk_idx, weights=right[coded.worker], minlength=coded.n_tasks * k).reshape(-1, k)
-            logp += np.bincount(coded.task, weights=wrong[coded.worker], minlength=coded.n_tasks)[:, None]
-            logp += np.log(np.maximum(q.mean(axis=0), EPS))
-            q, lognorm = softmax_rows(logp)
+            q, _ = softmax_rows(answer_ll + log_prior)
             pin_gold(q, gold_t, gold_y)
-            self.loss_history_.append(float(lognorm.sum()) / n)
+            answer_ll, log_prior = params(q)
+            self.loss_history_.append(evidence_lower_bound(q, answer_ll, log_prior, answers_per_task) / n)
             self.n_iter_ = it
-            if it > 1 and self.loss_history_[-1] - self.loss_history_[-2] < self.tol:
+            if self.loss_history_[-1] - best < self.tol:
                 break
+            best = self.loss_history_[-1]
         self.priors_ = q.mean(axis=0)
         return q, accuracy_vs(coded, q)

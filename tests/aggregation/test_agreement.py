@@ -124,6 +124,7 @@ def test_map_dawid_skene_fixes_the_simulated_crowd() -> None:
         ml.append((DawidSkene(prior=0).fit_predict(df).reindex(gold.index) == gold).mean())
         mapped.append((DawidSkene().fit_predict(df).reindex(gold.index) == gold).mean())
         mv.append((fit_method("mv", df).labels.reindex(gold.index) == gold).mean())
-    assert np.mean(ml) < np.mean(mv) - 0.03  # the bug this prior fixes
+    assert np.mean(ml) < np.mean(mv) - 0.01  # the bug this prior fixes
     assert np.mean(mapped) >= np.mean(mv)
-    assert min(mapped) > 0.92  # measured: ML .862 (min .817), MV .939, MAP .946 (min .927) over 12 crowds
+    # measured (crowd-kit's stopping rule): ML .918 (min .900), MV .937, MAP .946 (min .927) over 12 crowds
+    assert min(mapped) > 0.92

@@ -51,10 +51,22 @@ def test_majority_vote_by_hand(small: pd.DataFrame) -> None:
                                               name="skill"))
 
 
-def test_ties_go_to_the_first_label_in_sorted_or_declared_order() -> None:
-    df = rows(("t", "w1", "b"), ("t", "w2", "a"))
-    assert MajorityVote().fit_predict(df)["t"] == "a"
-    assert MajorityVote(classes=["b", "a"]).fit_predict(df)["t"] == "b"
+def test_ties_go_to_the_first_label_seen_in_the_rows_or_declared_order() -> None:
+    # crowd-kit's rule: its idxmax runs over the labels in first-seen order. Outputs stay sorted.
+    df = rows(("t", "w1", "b"), ("t", "w2", "a"), ("u", "w1", "a"), ("u", "w2", "b"), ("u", "w3", "c"))
+    mv = MajorityVote().fit(df)
+    assert mv.labels_.to_dict() == {"t": "b", "u": "b"}  # u: a, b, c tie; "b" was seen first in the rows
+    assert list(mv.probas_.columns) == ["a", "b", "c"]
+    assert MajorityVote().fit_predict(df.iloc[::-1])["u"] == "c"  # reversed rows: "c" is seen first
+    assert MajorityVote(classes=["c", "a", "b"]).fit_predict(df).to_dict() == {"t": "a", "u": "c"}
+
+
+@pytest.mark.parametrize("name", [m for m in ALL if m != "mace"])  # MACE's random start breaks the symmetry
+def test_every_method_breaks_an_exact_tie_by_first_seen_label(name: str) -> None:
+    # two raters, two tasks, fully symmetric: every deterministic method is exactly indifferent on both tasks
+    df = rows(("t1", "w1", "b"), ("t1", "w2", "a"), ("t2", "w1", "a"), ("t2", "w2", "b"))
+    labels = METHODS[name]().fit_predict(df)
+    assert labels.to_dict() == {"t1": "b", "t2": "b"}, name
 
 
 def test_wawa_weights_by_agreement_with_majority() -> None:

@@ -67,3 +67,22 @@ def test_bootstrap_interval_brackets_the_estimate() -> None:
     a, lo, hi = krippendorff_alpha_ci(df, n_boot=200, seed=1)
     assert lo <= a <= hi and hi - lo < 0.3
     assert krippendorff_alpha_ci(df, n_boot=200, seed=1) == (a, lo, hi)
+
+
+def test_nominal_shortcut_equals_the_coincidence_matrix_formula() -> None:
+    # nominal α skips the V x V coincidence matrix; check it against the textbook computation
+    from service.aggregation.krippendorff import krippendorff_alpha_from_counts
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        counts = rng.integers(0, 4, size=(int(rng.integers(2, 40)), int(rng.integers(2, 7)))).astype(float)
+        counts[0, :2] = [2, 1]  # at least one paired unit with two values
+        m = counts.sum(axis=1)
+        c = counts[m >= 2]
+        mu = m[m >= 2]
+        o = c.T @ (c / (mu - 1)[:, None]) - np.diag((c / (mu - 1)[:, None]).sum(axis=0))
+        n_v = o.sum(axis=0)
+        n = n_v.sum()
+        d = 1 - np.eye(len(n_v))
+        e = (np.outer(n_v, n_v) - np.diag(n_v)) / (n - 1)
+        assert krippendorff_alpha_from_counts(counts) == pytest.approx(1 - (o * d).sum() / (e * d).sum(), abs=1e-12)
