@@ -32,6 +32,17 @@ from service.storage.models import Campaign, CampaignStatus, Judgment, JudgmentK
 
 API_KEY = "load-key"
 BATCH = 500
+PAGE = 5_000  # judgments per result page: one page per batch up to 10 raters per item
+
+
+def _wait_for_workers(app: Any, n: int, timeout: float = 120.0) -> None:
+    """Until ``n`` workers answer a ping: importing the worker (pandas, scipy, torch) takes 3-5 s on a
+    busy machine, and a fixed sleep(3) let that start-up land inside the first timed run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(app.control.ping(timeout=1.0) or []) >= n:
+            return
+    raise TimeoutError(f"fewer than {n} workers answered a ping in {timeout:.0f} s")
 
 
 def _wait(predicate: Any, timeout: float) -> None:
@@ -113,7 +124,7 @@ def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str,
             env = {"CROWDBRIDGE_DATA_DIR": str(tmp / "data"), "CROWDBRIDGE_DATABASE_URL": db,
                    "CROWDBRIDGE_BROKER_URL": redis_server.url,
                    "CROWDBRIDGE_SIMULATED__BASE_URL": f"http://127.0.0.1:{port}",
-                   "CROWDBRIDGE_SIMULATED__API_KEY": API_KEY, "CROWDBRIDGE_SIMULATED__OPTIONS": '{"page_size": 1000}',
+                   "CROWDBRIDGE_SIMULATED__API_KEY": API_KEY, "CROWDBRIDGE_SIMULATED__OPTIONS": f'{{"page_size": {PAGE}}}',
                    "CROWDBRIDGE_BATCH_SIZE": str(BATCH), "CROWDBRIDGE_POLL_INTERVAL_S": "0.5",
                    "CROWDBRIDGE_RETRAIN_ENABLED": "false"}
             os.environ.update(env)
@@ -125,7 +136,7 @@ def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str,
             processes += [start_worker(env=env, queues="default", concurrency=2, beat=i == 0, name=f"load{i}",
                                        log_path=tmp / f"worker-{i}.log", extra_args=["-I", "bench.ceiling_tasks"])
                           for i in range(2)]
-            time.sleep(3)  # workers ready
+            _wait_for_workers(app, 2)
             runs = []
             for n in sizes:
                 print(f"pipeline: {n} items x 5 raters ...", file=log)

@@ -6,7 +6,7 @@ API (JSON; ``Authorization: Bearer <api key>`` on every /v1 route):
   instructions, tasks: [{id, prompt, responses: [..]}]}`` -> 201 with the batch, or 200 with
   ``"replayed": true`` when ``external_id`` already exists (the vendor's idempotency).
 - ``GET /v1/batches/{id}`` -> ``{id, external_id, state, tasks_total, judgments_expected, judgments_done}``
-- ``GET /v1/batches/{id}/judgments?cursor=N&limit=100`` -> ``{judgments: [...], next_cursor, has_more}``:
+- ``GET /v1/batches/{id}/judgments?cursor=N&limit=100`` (at most 10,000) -> ``{judgments: [...], next_cursor, has_more}``:
   records in the order they were returned; re-reading a cursor gives the same page.
 - ``POST /v1/batches/{id}/cancel`` -> idempotent; work not yet returned is withdrawn.
 - ``GET /sim/ledger``, ``GET /sim/truth?batch_id=``, ``POST /sim/faults``: the simulator's own books,
@@ -121,22 +121,36 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
                 "tasks_total": row["tasks_total"], "judgments_expected": expected, "judgments_done": done}
 
     def materialize(conn: Any, batch_id: str, now: float) -> None:
-        """Turn assignments that are due into delivered records, with duplicates and malformed ones."""
-        due = conn.execute("SELECT id, task_id, rater_id, label, started_at, due_at, cost FROM assignment "
+        """Turn assignments that are due into delivered records, with duplicates and malformed ones.
+
+        Each record's JSON was built when the batch was created; without duplicate or malformed
+        faults to inject, delivering is two SQL statements (no Python per record)."""
+        f: FaultConfig = knobs["faults"]
+        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM delivery WHERE batch_id = ?",
+                           (batch_id,)).fetchone()[0]
+        with rng_lock:
+            clean = not (f.duplicate_rate or f.malformed_rate or knobs["once"]["duplicate"]
+                         or knobs["once"]["malformed"])
+        if clean:
+            produced = conn.execute(
+                "UPDATE assignment SET seq = due.seq FROM (SELECT id, ? + ROW_NUMBER() OVER (ORDER BY due_at, id) "
+                "AS seq FROM assignment WHERE batch_id = ? AND seq IS NULL AND cancelled = 0 AND due_at <= ?) AS due "
+                "WHERE assignment.id = due.id", (seq, batch_id, now)).rowcount
+            if produced:
+                conn.execute("INSERT INTO delivery SELECT batch_id, seq, 'judgment', body FROM assignment "
+                             "WHERE batch_id = ? AND seq > ?", (batch_id, seq))
+                state.bump(conn, "judgments_produced", produced)
+            return
+        due = conn.execute("SELECT id, task_id, body FROM assignment "
                            "WHERE batch_id = ? AND seq IS NULL AND cancelled = 0 AND due_at <= ? "
                            "ORDER BY due_at, id", (batch_id, now)).fetchall()
         if not due:
             return
-        f: FaultConfig = knobs["faults"]
-        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM delivery WHERE batch_id = ?",
-                           (batch_id,)).fetchone()[0]
         deliveries: list[tuple[str, int, str, str]] = []
         seqs: list[tuple[int, str]] = []
         counts = {"judgments_produced": 0, "duplicates_sent": 0, "malformed_sent": 0}
-        for a_id, task_id, rater_id, label, started, due_at, cost in due:
+        for a_id, task_id, body in due:
             seq += 1
-            body = state.dumps({"id": a_id, "task_id": task_id, "worker_id": rater_id, "answer": label,
-                                "started_at": started, "submitted_at": due_at, "cost_usd": cost})
             deliveries.append((batch_id, seq, "judgment", body))
             seqs.append((seq, a_id))
             counts["judgments_produced"] += 1
@@ -177,10 +191,11 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
                 conn.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
                              (batch_id, body.external_id, body.kind, body.rating_scale, len(body.tasks),
                               expected, now, body.reward_per_judgment))
-                rows = []
+                rows, truths = [], []
+                prefix = f"sj_{uuid.uuid4().hex[:20]}"  # + a 12-hex counter: unique, and one urandom per batch
                 for task in body.tasks:
                     truth = truth_label(oracle, body.kind, task.responses, body.rating_scale)
-                    conn.execute("INSERT OR REPLACE INTO task_truth VALUES (?, ?)", (task.id, truth))
+                    truths.append((task.id, truth))
                     seed = int(hashlib.sha256(f"{body.external_id}/{task.id}".encode()).hexdigest()[:12], 16)
                     local = random.Random(seed)
                     for rater in local.sample(pool, min(body.raters_per_item, len(pool))):
@@ -188,9 +203,15 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
                                              body.rating_scale, crowd.tie_rate)
                         due = now + local.lognormvariate(0, 0.6) * crowd.turnaround_s * rater.speed
                         started = due - local.uniform(0.3, 1.0) * crowd.work_time_s * rater.speed
-                        rows.append((f"sj_{uuid.uuid4().hex}", batch_id, task.id, rater.rater_id, label, truth,
-                                     started, due, body.reward_per_judgment))
-                conn.executemany("INSERT INTO assignment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)", rows)
+                        a_id = f"{prefix}{len(rows):012x}"
+                        # the record as it will be delivered, built once here
+                        record = state.dumps({"id": a_id, "task_id": task.id, "worker_id": rater.rater_id,
+                                              "answer": label, "started_at": started, "submitted_at": due,
+                                              "cost_usd": body.reward_per_judgment})
+                        rows.append((a_id, batch_id, task.id, rater.rater_id, label, truth, started, due,
+                                     body.reward_per_judgment, record))
+                conn.executemany("INSERT OR REPLACE INTO task_truth VALUES (?, ?)", truths)
+                conn.executemany("INSERT INTO assignment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?)", rows)
                 state.bump(conn, "batches_created")
                 payload = {**batch_json(conn, state.batch_row(conn, batch_id) or {}), "replayed": False}
                 status = 201
@@ -210,7 +231,7 @@ def create_app(*, state_path: Path, api_key: str, crowd: CrowdConfig | None = No
             return batch_json(conn, row)
 
     @app.get("/v1/batches/{batch_id}/judgments")
-    def list_judgments(batch_id: str, cursor: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+    def list_judgments(batch_id: str, cursor: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=10_000),
                        authorization: str | None = Header(None)) -> Response:
         authorize(authorization)
         inject_faults(write=False)

@@ -7,13 +7,14 @@ submit requests, batches created, judgments produced, duplicates and malformed r
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 __all__ = ["VendorState"]
 
@@ -25,7 +26,7 @@ CREATE TABLE IF NOT EXISTS batch (
 CREATE TABLE IF NOT EXISTS assignment (
     id TEXT PRIMARY KEY, batch_id TEXT NOT NULL, task_id TEXT NOT NULL, rater_id TEXT NOT NULL,
     label TEXT NOT NULL, truth TEXT NOT NULL, started_at REAL NOT NULL, due_at REAL NOT NULL,
-    cost REAL NOT NULL, seq INTEGER, cancelled INTEGER NOT NULL DEFAULT 0);
+    cost REAL NOT NULL, seq INTEGER, cancelled INTEGER NOT NULL DEFAULT 0, body TEXT);
 CREATE INDEX IF NOT EXISTS ix_assignment_batch_seq ON assignment(batch_id, seq);
 CREATE INDEX IF NOT EXISTS ix_assignment_batch_due ON assignment(batch_id, due_at);
 CREATE TABLE IF NOT EXISTS delivery (
@@ -45,6 +46,9 @@ class VendorState:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(assignment)")}
+        if "body" not in columns:  # a state file from before delivery bodies were built at submit time
+            self._conn.execute("ALTER TABLE assignment ADD COLUMN body TEXT")
         self._lock = threading.Lock()
 
     @contextmanager
@@ -87,4 +91,4 @@ class VendorState:
 
     @staticmethod
     def dumps(obj: Any) -> str:
-        return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()

@@ -20,7 +20,6 @@ from service.storage.db import session_scope
 from service.storage.models import (
     DatasetSnapshot,
     Judgment,
-    ModelVersion,
     OutboxMessage,
     RetrainJob,
     RetrainStatus,

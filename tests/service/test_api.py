@@ -262,7 +262,7 @@ def test_webhooks_store_the_event_and_make_the_batch_due(world: World) -> None:
 
 def test_python_client_returns_dataframes(world: World) -> None:
     from service.api import start_api_in_background
-    from service.client import ApiError, Client
+    from service.client import Client
 
     handle = start_api_in_background(world.run.settings, admin_token="bg-admin")
     assert handle.token and handle.dashboard_url.endswith("/dashboard")
