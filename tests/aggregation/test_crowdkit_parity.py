@@ -1,5 +1,5 @@
 """Accuracy parity with crowd-kit 1.4.2 on the gold sets where we used to differ (tie-breaking, EM stopping,
-confusion floors, MACE's start and strategy pairing). The expected numbers are crowd-kit's own accuracies,
+confusion floors; MACE with ``crowdkit_compat=True``, crowd-kit's start and strategy pairing). The expected numbers are crowd-kit's own accuracies,
 measured with it in the bench venv; our methods must reach them exactly (deterministic methods give the same
 labels). The label-by-label check against crowd-kit itself is in test_anchor.py (bench venv only)."""
 
@@ -19,7 +19,7 @@ CROWD_KIT = {  # dataset -> {method: crowd-kit 1.4.2 accuracy against gold}
     "d_jn_product": {"mace": 0.929044},
 }
 MODELS = {"mv": MajorityVote, "wawa": Wawa, "ds": lambda: DawidSkene(prior=0.0), "onecoin_ds": OneCoinDawidSkene,
-          "mace": MACE}
+          "mace": lambda: MACE(crowdkit_compat=True)}
 
 
 @pytest.mark.parametrize(("dataset", "method"), [(d, m) for d, ms in CROWD_KIT.items() for m in ms])
@@ -30,3 +30,12 @@ def test_accuracy_equals_crowd_kit(truth_dir: Path, dataset: str, method: str) -
     common = gold.index.intersection(labels.index)
     acc = float((labels.reindex(common) == gold.reindex(common)).mean())
     assert acc == pytest.approx(CROWD_KIT[dataset][method], abs=5e-6)
+
+
+def test_mace_default_does_not_depend_on_row_order_but_crowd_kit_pairing_does(truth_dir: Path) -> None:
+    df = pd.read_csv(truth_dir / "d_Duck_Identification" / "answers.csv", dtype=str)
+    shuffled = df.sample(frac=1, random_state=1)
+    published = MACE().fit_predict(df)
+    assert (MACE().fit_predict(shuffled).reindex(published.index) == published).all()
+    compat = MACE(crowdkit_compat=True).fit_predict(df)
+    assert (MACE(crowdkit_compat=True).fit_predict(shuffled).reindex(compat.index) != compat).any()
