@@ -70,7 +70,8 @@ def list_campaigns(caller: Auditor, session: DB, status: CampaignStatus | None =
 @router.post("/campaigns", response_model=CampaignOut, status_code=201)
 def create(body: CampaignIn, caller: Operator, session: DB) -> CampaignOut:
     deadline = queries.utc(body.deadline)
-    campaign = campaign_control.create_checked(session, CampaignSpec(**{**body.model_dump(), "deadline": deadline}))
+    campaign = campaign_control.create_checked(session, CampaignSpec(**{**body.model_dump(), "deadline": deadline,
+                                                                         "extra_vendors": tuple(body.extra_vendors)}))
     session.commit()
     return campaign_out(session, campaign)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,9 @@ class CampaignIn(BaseModel):
     deadline: datetime | None = None
     model_family: str = Field("default", min_length=1, max_length=120)
     max_extra_rounds: int = Field(1, ge=0, le=10)
+    extra_vendors: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=20,
+        description="vendors that extra rounds for contested items may also go to, chosen by measured quality")
 
 
 class CampaignPatch(BaseModel):
@@ -64,6 +67,7 @@ class CampaignOut(_Out):
     deadline: datetime | None
     model_family: str
     max_extra_rounds: int
+    extra_vendors: list[str] = []
     created_at: datetime
     items: int | None = None
     batches_by_status: dict[str, int] | None = None

@@ -34,6 +34,8 @@ def create(
     budget: Annotated[float, typer.Option(help="USD; 0 = unlimited")] = 0.0,
     scale: Annotated[int, typer.Option(help="Likert points for rating campaigns")] = 5,
     model_family: Annotated[str, typer.Option(help="reward-model family to retrain")] = "default",
+    extra_vendor: Annotated[list[str] | None, typer.Option(
+        help="also eligible for extra rounds of contested items, by measured quality (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a campaign and upload its items (validated as a whole: one bad item rejects the upload)."""
@@ -45,7 +47,8 @@ def create(
     with session_scope(database_url()) as session:
         campaign = create_campaign(session, CampaignSpec(
             name=name, kind=kind, raters_per_item=raters, vendor=vendor, instructions=instructions,
-            budget_usd=budget, rating_scale=scale, model_family=model_family))
+            budget_usd=budget, rating_scale=scale, model_family=model_family,
+            extra_vendors=tuple(extra_vendor or ())))
         n = add_items(session, campaign, records)
         session.commit()
     result = {"id": str(campaign.id), "name": name, "kind": kind.value, "items": n}

@@ -17,7 +17,6 @@ from sqlmodel import Session, col, select
 
 from connectors.base import VendorBatchRef
 from connectors.errors import ConnectorError
-from connectors.registry import get_connector_class
 from service.domain.batches import transition
 from service.domain.campaigns import CampaignSpec, committed_cost, create_campaign, lock_campaign
 from service.domain.vendors import connector_for
@@ -30,8 +29,7 @@ __all__ = ["CancelResult", "cancel_campaign", "create_checked", "pause_campaign"
 
 
 def create_checked(session: Session, spec: CampaignSpec) -> Campaign:
-    """``create_campaign`` after checking that a connector serves the vendor (``UnknownVendor`` if not)."""
-    get_connector_class(spec.vendor)
+    """``create_campaign``, which checks that a connector serves each vendor (``UnknownVendor`` if not)."""
     return create_campaign(session, spec)
 
 

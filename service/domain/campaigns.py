@@ -49,6 +49,7 @@ class CampaignSpec:
     deadline: datetime | None = None
     model_family: str = "default"
     max_extra_rounds: int = 1
+    extra_vendors: tuple[str, ...] = ()  # vendors extra rounds may go to, by measured quality
 
 
 def get_campaign(session: Session, ref: str | uuid.UUID) -> Campaign:
@@ -76,10 +77,13 @@ def create_campaign(session: Session, spec: CampaignSpec) -> Campaign:
         raise InvalidInput(f"a campaign named {spec.name!r} already exists; pick another name")
     if spec.kind is JudgmentKind.rating and not 2 <= spec.rating_scale <= 10:
         raise InvalidInput("rating_scale must be between 2 and 10 (5 or 7 for Likert)")
+    for vendor in (spec.vendor, *spec.extra_vendors):
+        get_connector_class(vendor)  # UnknownVendor, naming the connectors there are
     campaign = Campaign(name=spec.name, kind=spec.kind, raters_per_item=spec.raters_per_item,
                         instructions=spec.instructions, vendor=spec.vendor, rating_scale=spec.rating_scale,
                         budget_usd=spec.budget_usd, deadline=spec.deadline, model_family=spec.model_family,
-                        max_extra_rounds=spec.max_extra_rounds)
+                        max_extra_rounds=spec.max_extra_rounds,
+                        extra_vendors=[v for v in dict.fromkeys(spec.extra_vendors) if v != spec.vendor])
     session.add(campaign)
     session.flush()
     return campaign
@@ -139,15 +143,17 @@ def add_items(session: Session, campaign: Campaign, records: Iterable[Mapping[st
 
 
 def plan_batches(session: Session, settings: Settings, campaign: Campaign, item_ids: list[uuid.UUID], *,
-                 raters_per_item: int, round_no: int = 0) -> list[Batch]:
-    """Cut items into vendor batches, each with a stable idempotency key, and record their push tasks."""
-    reward = settings.vendor(campaign.vendor).reward_per_judgment
+                 raters_per_item: int, round_no: int = 0, vendor: str | None = None) -> list[Batch]:
+    """Cut items into vendor batches (``vendor``, default the campaign's), each with a stable idempotency
+    key, and record their push tasks."""
+    vendor = vendor or campaign.vendor
+    reward = settings.vendor(vendor).reward_per_judgment
     # a vendor that returns one (consensus) answer per task cannot be audited for rater agreement
-    auditable = get_connector_class(campaign.vendor).capabilities.per_rater_identity
+    auditable = get_connector_class(vendor).capabilities.per_rater_identity
     batches = []
     for start in range(0, len(item_ids), settings.batch_size):
         chunk = item_ids[start:start + settings.batch_size]
-        batch = Batch(campaign_id=campaign.id, vendor=campaign.vendor, round=round_no,
+        batch = Batch(campaign_id=campaign.id, vendor=vendor, round=round_no,
                       raters_per_item=raters_per_item, n_items=len(chunk),
                       idempotency_key=f"cb-{uuid.uuid4().hex}", judgments_expected=len(chunk) * raters_per_item,
                       expected_cost=len(chunk) * raters_per_item * reward, auditable=auditable)

@@ -1,5 +1,6 @@
 """Reconcile a campaign: consensus per item, agreement per campaign/vendor/batch/rater, rater flags,
-extra judgments for contested items (adaptive overlap), then the retraining policy.
+extra judgments for contested items (adaptive overlap, ``service.domain.overlap``), then the retraining
+policy.
 
 The numerics live in ``service.aggregation``; this module loads rows, builds the frame, calls the
 aggregators and stores the results with the method's name and parameters.
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from service.aggregation import (
@@ -46,13 +47,13 @@ from service.aggregation import (
     percent_agreement,
     rater_flags,
 )
-from service.domain.campaigns import PRIMARY_CONSENSUS, committed_cost, get_campaign, lock_campaign, plan_batches
+from service.domain.campaigns import PRIMARY_CONSENSUS, get_campaign, lock_campaign
+from service.domain.overlap import request_extra_judgments, vendor_agreement, vendor_quality_rows
 from service.domain.retrain import maybe_enqueue_retrain
 from service.settings import Settings
 from service.storage.models import (
     AgreementReport,
     Batch,
-    BatchItem,
     BatchStatus,
     Campaign,
     CampaignStatus,
@@ -84,6 +85,7 @@ class ReconcileResult:
     campaign_status: str
     mode: str = "full"  # full | incremental
     method: str = ""  # the method "auto" chose
+    extra_vendor: str | None = None  # where contested items went for more judgments (best measured quality)
     touched_items: int = 0
 
 
@@ -187,30 +189,6 @@ def _agreement_rows(campaign: Campaign, frame: pd.DataFrame, labels: pd.Series,
                                         metric="flags", value=float(bool(r["flags"])), n=int(r["n"]),
                                         details=details))
     return rows
-
-
-# -- adaptive overlap -------------------------------------------------------------------------------------
-def _request_extra_judgments(session: Session, settings: Settings, campaign: Campaign,
-                             contested: list[uuid.UUID]) -> int:
-    """Contested items not already out again, within rounds and budget, go back for 2 more judgments."""
-    if not contested or campaign.status is not CampaignStatus.running:
-        return 0
-    # the highest round each item has been in (no IN list: contested may exceed PostgreSQL's parameter limit)
-    rounds = dict(session.exec(select(BatchItem.item_id, func.max(Batch.round)).join(Batch)
-                               .where(Batch.campaign_id == campaign.id).group_by(BatchItem.item_id)).all())
-    open_items = set(session.exec(select(BatchItem.item_id).join(Batch).where(Batch.campaign_id == campaign.id)
-                                  .where(col(Batch.status).in_(OPEN))))
-    next_round = max(rounds.values(), default=0) + 1
-    eligible = [i for i in contested if i not in open_items and rounds.get(i, 0) < campaign.max_extra_rounds]
-    extra_raters = 2
-    reward = settings.vendor(campaign.vendor).reward_per_judgment
-    if campaign.budget_usd > 0 and reward > 0:
-        affordable = int((campaign.budget_usd - committed_cost(session, campaign)) // (extra_raters * reward))
-        eligible = eligible[:max(0, affordable)]
-    if not eligible:
-        return 0
-    return len(plan_batches(session, settings, campaign, eligible, raters_per_item=extra_raters,
-                            round_no=next_round))
 
 
 # -- incremental state ------------------------------------------------------------------------------------
@@ -353,6 +331,8 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     session.exec(delete(AgreementReport).where(col(AgreementReport.campaign_id) == campaign.id)  # type: ignore[call-overload]
                  .where(col(AgreementReport.scope) != STATE_SCOPE))
     reports = _agreement_rows(campaign, frame, results[PRIMARY_METHOD].labels, auditable)
+    by_vendor = vendor_agreement(frame, results[PRIMARY_METHOD].labels)  # every judgment, auditable or not
+    reports += vendor_quality_rows(campaign, by_vendor)
     n_touched = len(all_items) if touched is None else len(touched)
     reports.append(AgreementReport(
         campaign_id=campaign.id, scope="campaign", scope_key=str(campaign.id), metric="consensus_method",
@@ -368,7 +348,7 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     else:
         state_row.details, state_row.n, state_row.computed_at = details, len(frame), utcnow()
         session.add(state_row)
-    extra = _request_extra_judgments(session, settings, campaign, contested)
+    extra = request_extra_judgments(session, settings, campaign, contested, by_vendor)
     still_open = session.exec(select(Batch.id).where(Batch.campaign_id == campaign.id)
                               .where(col(Batch.status).in_(OPEN))).first()
     # a batch that completed while this ran may have judgments the frame lacks: the campaign is complete
@@ -382,6 +362,7 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     maybe_enqueue_retrain(session, settings, campaign, trigger="policy")
     session.commit()
     return ReconcileResult(items=len(all_items), judgments=len(frame), contested=len(contested),
-                           alpha=reports[0].value, extra_batches=extra, campaign_status=campaign.status.value,
+                           alpha=reports[0].value, extra_batches=extra.batches, extra_vendor=extra.vendor,
+                           campaign_status=campaign.status.value,
                            mode="incremental" if touched is not None else "full", method=chosen,
                            touched_items=n_touched)

@@ -99,6 +99,7 @@ class Campaign(SQLModel, table=True):
     status: CampaignStatus = Field(default=CampaignStatus.draft)
     model_family: str = Field(default="default", max_length=120)
     max_extra_rounds: int = Field(default=1, ge=0, le=10)
+    extra_vendors: list[str] = _json(list)  # also eligible for extra rounds (service.domain.overlap)
     created_at: datetime = _now()
     reconcile_claimed_at: datetime | None = _ts(nullable=True)  # see service.domain.reconcile_lease
 

@@ -149,3 +149,73 @@ def test_contested_items_go_back_for_more_judgments(session: Session, settings: 
     assert result.contested > 0 and result.extra_batches >= 1
     extra = session.exec(select(Batch).where(Batch.campaign_id == campaign.id).where(Batch.round == 1)).all()
     assert sum(b.n_items for b in extra) == result.contested
+
+
+def _two_vendor_batch(session: Session, campaign: Campaign, items: list[Item], accuracy: dict[str, float],
+                      seed: int) -> None:
+    """One completed batch per vendor, 3 raters each per item, each vendor right with its own accuracy."""
+    rng = random.Random(seed)
+    now = utcnow()
+    for vendor, acc in accuracy.items():
+        batch = Batch(campaign_id=campaign.id, vendor=vendor, raters_per_item=3, n_items=len(items),
+                      idempotency_key=uuid.uuid4().hex, status=BatchStatus.completed)
+        session.add(batch)
+        session.flush()
+        session.add_all([BatchItem(batch_id=batch.id, item_id=i.id) for i in items])
+        for item in items:
+            truth = "A" if int(item.external_id[1:]) % 2 == 0 else "B"
+            for r in range(3):
+                label = truth if rng.random() < acc else ("B" if truth == "A" else "A")
+                session.add(Judgment(campaign_id=campaign.id, item_id=item.id, batch_id=batch.id, vendor=vendor,
+                                     vendor_judgment_id=uuid.uuid4().hex, rater_id=f"{vendor}-r{r}", label=label,
+                                     started_at=now - timedelta(seconds=30), submitted_at=now))
+    session.commit()
+
+
+@pytest.mark.parametrize(("accuracy", "best"), [({"simulated": 0.95, "file": 0.6}, "simulated"),
+                                                ({"simulated": 0.6, "file": 0.95}, "file")])
+def test_extra_judgments_go_to_the_vendor_of_best_measured_quality(session: Session, tmp_path: Path,
+                                                                  accuracy: dict[str, float], best: str) -> None:
+    settings = Settings(data_dir=tmp_path, contested_threshold=0.999)  # some items stay contested
+    campaign, items = _campaign(session, 60, extra_rounds=1)
+    campaign.extra_vendors = ["file"]
+    session.add(campaign)
+    _two_vendor_batch(session, campaign, items, accuracy, seed=3)
+    result = rec.reconcile_campaign(session, settings, campaign.id)
+    assert result.extra_batches >= 1 and result.extra_vendor == best
+    extra = session.exec(select(Batch).where(Batch.campaign_id == campaign.id).where(Batch.round == 1)).all()
+    assert {b.vendor for b in extra} == {best}
+    quality = {r.scope_key: r.value for r in session.exec(select(AgreementReport).where(
+        AgreementReport.metric == "accuracy_vs_consensus").where(AgreementReport.scope == "vendor"))}
+    assert quality[best] > quality[({"simulated", "file"} - {best}).pop()]
+
+
+def test_a_vendor_new_to_the_campaign_is_scored_on_its_record_elsewhere(session: Session, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, contested_threshold=0.999)
+    other, other_items = _campaign(session, 60)
+    _two_vendor_batch(session, other, other_items, {"simulated": 0.6, "file": 0.97}, seed=4)
+    rec.reconcile_campaign(session, settings, other.id)
+    campaign, items = _campaign(session, 40, extra_rounds=1)
+    campaign.extra_vendors = ["file", "model"]  # file: measured elsewhere; model: measured nowhere (0.5)
+    session.add(campaign)
+    _deliver(session, campaign, items, seed=5, raters=2)
+    result = rec.reconcile_campaign(session, settings, campaign.id)
+    assert result.extra_batches >= 1 and result.extra_vendor == "file"
+
+
+def test_the_extra_round_stays_within_the_budget_at_the_chosen_vendors_price(session: Session, tmp_path: Path) -> None:
+    from service.settings import VendorSettings
+
+    settings = Settings(data_dir=tmp_path, contested_threshold=0.999, file=VendorSettings(reward_per_judgment=0.5))
+    campaign, items = _campaign(session, 60, extra_rounds=1)
+    campaign.extra_vendors, campaign.budget_usd = ["file"], 1_000.0
+    session.add(campaign)
+    _two_vendor_batch(session, campaign, items, {"simulated": 0.6, "file": 0.95}, seed=3)
+    spent = sum(b.expected_cost for b in session.exec(select(Batch).where(Batch.campaign_id == campaign.id)))
+    campaign.budget_usd = spent + 3 * 2 * 0.5  # room for exactly 3 items x 2 judgments at file's price
+    session.add(campaign)
+    session.commit()
+    result = rec.reconcile_campaign(session, settings, campaign.id)
+    assert result.extra_vendor == "file" and result.contested > 3
+    extra = session.exec(select(Batch).where(Batch.campaign_id == campaign.id).where(Batch.round == 1)).all()
+    assert sum(b.n_items for b in extra) == 3

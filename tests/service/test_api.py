@@ -59,6 +59,12 @@ def test_errors_are_json_with_a_stable_code(world: World) -> None:
     vendor = world.client.post("/api/v1/campaigns", json={"name": "x-unknown-vendor", "vendor": "acme"},
                                headers=world.auth("operator"))
     assert vendor.status_code == 404 and vendor.json()["error"]["code"] == "unknown_vendor"
+    extra = world.client.post("/api/v1/campaigns", json={"name": "x-unknown-extra", "extra_vendors": ["acme"]},
+                              headers=world.auth("operator"))
+    assert extra.status_code == 404 and "acme" in extra.json()["error"]["message"]
+    routed = world.client.post("/api/v1/campaigns", json={"name": "x-extra", "extra_vendors": ["file", "file"]},
+                               headers=world.auth("operator"))
+    assert routed.status_code == 201 and routed.json()["extra_vendors"] == ["file"]
 
 
 def test_campaign_lifecycle_with_jsonl_csv_and_parquet_uploads(world: World) -> None:
