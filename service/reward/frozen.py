@@ -104,6 +104,8 @@ def embed_texts(model: RewardModel, rt: Runtime, prompts: list[str], responses: 
 
 
 def _rewards(model: RewardModel, emb: np.ndarray, dev: torch.device) -> np.ndarray:
+    if len(emb) == 0:  # no evaluation pairs: embed_texts gives a (0, 1) placeholder
+        return np.zeros(0)
     with torch.no_grad():
         return model.head(torch.from_numpy(emb).to(dev)).double().cpu().numpy()
 
@@ -116,17 +118,21 @@ def train_frozen(model: RewardModel, cfg: RewardConfig, rt: Runtime, train: pd.D
     for p in model.backbone.parameters():
         p.requires_grad_(False)
     cache = cache_for(model, cfg)
-    t0 = time.perf_counter()
-    n_tr = len(train)
-    prompts = list(train["prompt"]) * 2 + list(evald["prompt"]) * 2
-    responses = list(train["chosen"]) + list(train["rejected"]) + list(evald["chosen"]) + list(evald["rejected"])
-    emb, computed = embed_texts(model, rt, prompts, responses, max_length=cfg.max_length,
-                                batch_size=cfg.embed_batch_size, cache=cache)
-    embed_s = time.perf_counter() - t0
-    log.info("embedded %d sequences (%d computed, %d cached) in %.1fs", len(prompts), computed,
-             len(prompts) - computed, embed_s)
-    n_ev = len(evald)
-    ec, er = emb[:n_tr], emb[n_tr:2 * n_tr]
+    n_tr, n_ev = len(train), len(evald)
+
+    def embed(frame: pd.DataFrame) -> tuple[np.ndarray, int, float]:
+        t0 = time.perf_counter()
+        emb, computed = embed_texts(model, rt, list(frame["prompt"]) * 2,
+                                    list(frame["chosen"]) + list(frame["rejected"]),
+                                    max_length=cfg.max_length, batch_size=cfg.embed_batch_size, cache=cache)
+        return emb, computed, time.perf_counter() - t0
+
+    # timed apart: training throughput counts the training texts' embedding, not the evaluation's
+    train_emb, computed, embed_s = embed(train)
+    eval_emb, eval_computed, eval_embed_s = embed(evald)
+    log.info("embedded %d training sequences (%d computed) in %.1fs, %d evaluation sequences (%d computed) "
+             "in %.1fs", 2 * n_tr, computed, embed_s, 2 * n_ev, eval_computed, eval_embed_s)
+    ec, er = train_emb[:n_tr], train_emb[n_tr:]
     head = model.head.to(rt.device).train()
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     per_epoch = -(-n_tr // cfg.batch_size)
@@ -165,14 +171,15 @@ def train_frozen(model: RewardModel, cfg: RewardConfig, rt: Runtime, train: pd.D
         "pairs_per_second": pairs / train_s if train_s > 0 else float("nan"),
         "end_to_end_pairs_per_second": pairs / (train_s + embed_s),
         "embed_seconds": embed_s,
-        "embedded_sequences": float(computed),
-        "cached_sequences": float(len(prompts) - computed),
+        "eval_embed_seconds": eval_embed_s,
+        "embedded_sequences": float(computed + eval_computed),
+        "cached_sequences": float(2 * (n_tr + n_ev) - computed - eval_computed),
         "train_seconds": train_s,
         "steps": float(step),
     }
     rewards = {
         "train_chosen": _rewards(model, ec, rt.device), "train_rejected": _rewards(model, er, rt.device),
-        "eval_chosen": _rewards(model, emb[2 * n_tr:2 * n_tr + n_ev], rt.device),
-        "eval_rejected": _rewards(model, emb[2 * n_tr + n_ev:], rt.device),
+        "eval_chosen": _rewards(model, eval_emb[:n_ev], rt.device),
+        "eval_rejected": _rewards(model, eval_emb[n_ev:], rt.device),
     }
     return stats, rewards
