@@ -230,7 +230,10 @@ def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | st
     session.flush()
     job.status, job.finished_at, job.model_version_id = RetrainStatus.succeeded, utcnow(), model.id
     session.add(job)
-    session.flush()
+    # commit first: a reconciliation from now on sees no active job and applies the policy itself, and one
+    # that committed while this job ran is seen by the policy below (a fresh read: on SQLite the
+    # transaction above reads a snapshot taken before training ended)
+    session.commit()
     maybe_enqueue_retrain(session, settings, campaign, trigger="policy")
     session.commit()
     write_card(session, model.id)

@@ -17,7 +17,6 @@ from service.storage.models import (
     Campaign,
     CampaignStatus,
     ConsensusLabel,
-    ModelVersion,
     OutboxMessage,
     RetrainJob,
     RetrainStatus,
@@ -77,14 +76,16 @@ def requeue_stuck_work(session: Session, settings: Settings) -> int:
     # (debounce) or lost with its message is picked up here
     from service.domain.retrain import maybe_enqueue_retrain
 
-    newest_model = dict(session.exec(select(ModelVersion.family, func.max(ModelVersion.created_at))
-                                     .group_by(ModelVersion.family)).all())
+    # a job reads its pairs when it starts, so consensus written after the newest job's start may be unused
+    # (the model's own creation time is later: a reconciliation during training would be missed by it)
+    newest_job = dict(session.exec(select(RetrainJob.model_family, func.max(RetrainJob.started_at))
+                                   .group_by(RetrainJob.model_family)).all())
     for campaign in session.exec(select(Campaign).where(col(Campaign.status).in_(
             [CampaignStatus.running, CampaignStatus.completed]))):
         reconciled = last_reconciled.get(campaign.id)
-        trained = newest_model.get(campaign.model_family)
-        if reconciled is None or (trained is not None and trained >= reconciled):
-            continue  # nothing reconciled since the family's newest model: nothing new to train on
+        read = newest_job.get(campaign.model_family)
+        if reconciled is None or (read is not None and read > reconciled):
+            continue  # nothing reconciled since the family's newest run read its pairs
         if maybe_enqueue_retrain(session, settings, campaign, trigger="policy") is not None:
             count += 1
     session.commit()

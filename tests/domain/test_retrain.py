@@ -144,3 +144,37 @@ def test_cli_models_list_show_promote(trained: tuple[Settings, uuid.UUID], monke
     first = json.loads(out.read_text().splitlines()[0])
     assert {"prompt", "chosen", "rejected"} <= set(first)
     get_settings.cache_clear()
+
+
+def test_sweeper_retrains_on_consensus_written_while_the_last_run_trained(
+        trained: tuple[Settings, uuid.UUID]) -> None:
+    """A reconciliation that lands while a run trains is debounced; the run read its pairs before it, so the
+    sweeper must compare reconciliation time with the run's start, not with the model's creation."""
+    from datetime import timedelta
+
+    from service.domain.sweeper import requeue_stuck_work
+    from service.storage.models import ConsensusLabel, ModelVersion
+
+    settings, campaign_id = trained
+    with session_scope(settings.resolved_database_url) as s:
+        job = s.exec(select(RetrainJob).where(RetrainJob.campaign_id == campaign_id)).one()
+        run_retrain_job(s, settings, job.id)
+    with session_scope(settings.resolved_database_url) as s:
+        job = s.exec(select(RetrainJob).where(RetrainJob.campaign_id == campaign_id)).one()
+        model = s.exec(select(ModelVersion).where(ModelVersion.family == "rm-test")).one()
+        start = job.started_at
+        assert start is not None
+        # one item's consensus was (re)written during training, after the run had read its pairs
+        row = s.exec(select(ConsensusLabel).where(ConsensusLabel.campaign_id == campaign_id)
+                     .where(ConsensusLabel.method == "auto").where(ConsensusLabel.label == "A")).first()
+        assert row is not None
+        row.computed_at, model.created_at = start + timedelta(seconds=1), start + timedelta(seconds=2)
+        late = set(s.exec(select(Judgment.id).where(Judgment.item_id == row.item_id)))
+        for link in s.exec(select(SnapshotJudgment).where(SnapshotJudgment.snapshot_id == model.snapshot_id)):
+            if link.judgment_id in late:
+                s.delete(link)
+        s.add_all([row, model])
+        s.commit()
+        requeue_stuck_work(s, settings)
+        jobs = s.exec(select(RetrainJob).where(RetrainJob.campaign_id == campaign_id)).all()
+    assert len(jobs) == 2 and {j.status for j in jobs} == {RetrainStatus.succeeded, RetrainStatus.queued}
