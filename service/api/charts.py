@@ -5,6 +5,7 @@ so tests (and people) can see what was drawn."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from html import escape
@@ -135,10 +136,20 @@ def bar_chart(labels: Sequence[str], values: Sequence[Number | None], *, title: 
             a, b = sy(float(intervals[i][0])), sy(float(intervals[i][1]))  # type: ignore[arg-type]
             body.append(f'<path class="interval" d="M{cx:.1f},{a:.1f} L{cx:.1f},{b:.1f} M{cx - 4:.1f},{a:.1f} '
                         f'L{cx + 4:.1f},{a:.1f} M{cx - 4:.1f},{b:.1f} L{cx + 4:.1f},{b:.1f}" stroke="#111"/>')
-    step = max(1, math.ceil(n / 12))
-    x_ticks = [(LEFT + i * slot + slot / 2, labels[i][:12]) for i in range(0, n, step)]
+    short = _tick_labels(labels)
+    widest = max((len(t) for t in short), default=1)
+    step = max(1, math.ceil(n / max(1, int((W - LEFT - RIGHT) / (widest * 6.5 + 10)))))  # ~6.5 px a character
+    x_ticks = [(LEFT + i * slot + slot / 2, short[i]) for i in range(0, n, step)]
     y_ticks = [(sy(t), _fmt(t)) for t in _ticks(lo, hi) if lo <= t <= hi]
     return _frame("bar", title, len(known), body, y_ticks, x_ticks, y_label)
+
+
+def _tick_labels(labels: Sequence[str], width: int = 12) -> list[str]:
+    """Axis labels: a prefix all share (``sim-rater-``) dropped, then cut to ``width`` characters (the full
+    label stays in each bar's tooltip)."""
+    prefix = os.path.commonprefix(list(labels)) if len(labels) > 1 else ""
+    cut = len(prefix) if len(prefix) >= 4 else 0
+    return [("…" + t[cut:] if cut else t)[:width] for t in labels]
 
 
 def histogram(edges: Sequence[float], counts: Sequence[int], *, title: str, y_label: str = "items") -> str:
