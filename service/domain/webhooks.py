@@ -6,15 +6,22 @@ Connectors that implement ``parse_webhook(headers, body) -> list[connectors.base
 not sign, an event is only a hint: it is stored unverified and makes the named batch due for
 its next ordinary poll. That is safe to expose: a forged hint can at most bring a poll
 forward, and ``sync_batch`` still honours the vendor's own rate limits (``next_poll_at``).
+
+Replays: a verified delivery is stored with a ``delivery_key`` (the vendor's delivery id, else the body's
+SHA-256), unique per vendor; the same delivery again is answered ``outcome="replay"`` and does nothing.
+The connectors refuse timestamps outside their tolerance, so old captures are refused before that.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from service.domain import outbox
@@ -24,7 +31,9 @@ from service.storage.models import Batch, BatchItem, BatchStatus
 from service.storage.models_api import WebhookEvent
 from service.storage.types import utcnow
 
-__all__ = ["MAX_WEBHOOK_BYTES", "receive_webhook"]
+__all__ = ["MAX_WEBHOOK_BYTES", "delivery_key", "receive_webhook"]
+
+log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 1 << 20
 _DROP_HEADERS = {"authorization", "cookie", "proxy-authorization"}
@@ -76,9 +85,13 @@ def receive_webhook(session: Session, settings: Settings, vendor: str, headers: 
     """
     connector = connector_for(settings, vendor)
     parse = getattr(connector, "parse_webhook", None)
+    key: str | None = None
     if callable(parse):
         events = parse(headers, body)  # raises WebhookRejected when it does not verify
         verified: bool | None = True
+        key = delivery_key(events, body)
+        if _seen(session, vendor, key):
+            return _replay(vendor, key)
         batches = _open_batches(session, vendor, vendor_ids=[e.vendor_batch_id for e in events if e.vendor_batch_id],
                                 task_ids=[e.vendor_task_id for e in events if e.vendor_task_id])
         if not batches and any(e.vendor_batch_id is None and e.vendor_task_id is None for e in events):
@@ -94,8 +107,31 @@ def receive_webhook(session: Session, settings: Settings, vendor: str, headers: 
         outbox.enqueue(session, outbox.POLL_BATCH, batch.id)
     event = WebhookEvent(vendor=vendor, verified=verified, body=body.decode("utf-8", errors="replace"),
                          headers={k: v for k, v in headers.items() if k.lower() not in _DROP_HEADERS},
-                         batch_id=batches[0].id if len(batches) == 1 else None,
+                         batch_id=batches[0].id if len(batches) == 1 else None, delivery_key=key,
                          outcome=f"poll_requested:{len(batches)}" if batches else "no_batch")
     session.add(event)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # the same delivery, verified concurrently by another request: it acted already
+        session.rollback()
+        return _replay(vendor, key)
     return event
+
+
+def delivery_key(events: list[Any], body: bytes) -> str:
+    """The vendor's delivery id where it sends one (the first event's), else the body's SHA-256: a signed
+    message arriving again (an attacker's replay inside the timestamp tolerance, or the vendor's retry) has
+    the same key."""
+    ids = [e.event_id for e in events if getattr(e, "event_id", None)]
+    return f"id:{ids[0]}"[:200] if ids else f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+def _seen(session: Session, vendor: str, key: str) -> bool:
+    return session.exec(select(WebhookEvent.id).where(WebhookEvent.vendor == vendor)
+                        .where(WebhookEvent.delivery_key == key)).first() is not None
+
+
+def _replay(vendor: str, key: str | None) -> WebhookEvent:
+    """Not stored (the first delivery is) and nothing done: answered 2xx so the vendor stops retrying."""
+    log.info("webhook from %s: delivery %s already received; ignored", vendor, key)
+    return WebhookEvent(vendor=vendor, verified=True, body="", outcome="replay", delivery_key=key)

@@ -58,7 +58,13 @@ class SlaThreshold(SQLModel, table=True):
 
 
 class WebhookEvent(SQLModel, table=True):
-    """A vendor's webhook call as received: raw body and headers, whether it was verified, what it did."""
+    """A vendor's webhook call as received: raw body and headers, whether it was verified, what it did.
+
+    ``delivery_key`` (verified deliveries only) is the vendor's delivery id (Standard Webhooks ``webhook-id``,
+    Prolific ``X-Event-ID``, Toloka's event uuid) or a SHA-256 of the body; unique per vendor, so a replayed
+    or re-delivered message is recognised and acted on once."""
+
+    __table_args__ = (UniqueConstraint("vendor", "delivery_key", name="uq_webhookevent_vendor_delivery"),)
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor: str = Field(max_length=64, index=True)
@@ -66,7 +72,8 @@ class WebhookEvent(SQLModel, table=True):
     headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     body: str = Field(sa_column=Column(Text, nullable=False))
     batch_id: uuid.UUID | None = Field(default=None, foreign_key="batch.id", index=True)
-    outcome: str = Field(default="stored", max_length=32)  # poll_requested | no_batch | stored
+    outcome: str = Field(default="stored", max_length=32)  # poll_requested | no_batch | stored | replay
+    delivery_key: str | None = Field(default=None, max_length=200)
     received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 

@@ -69,3 +69,13 @@ def test_standard_webhooks_as_argilla_signs() -> None:
     with pytest.raises(WebhookRejected, match="tolerance"):
         verify_standard_webhook(sign_standard_webhook(secret, "m", BODY, timestamp=int(time.time()) - 900), BODY,
                                 secret)
+
+
+def test_delivery_key_is_the_vendors_delivery_id_else_the_body_digest() -> None:
+    from connectors.base import WebhookEvent
+    from service.domain.webhooks import delivery_key
+
+    with_id = [WebhookEvent(vendor="prolific", kind="x", event_id="evt-1"), WebhookEvent(vendor="prolific", kind="y")]
+    assert delivery_key(with_id, b"{}") == "id:evt-1"
+    assert delivery_key([WebhookEvent(vendor="scale", kind="x")], b"{}") == delivery_key([], b"{}") != \
+        delivery_key([], b"{ }")

@@ -261,9 +261,13 @@ def test_webhooks_store_the_event_and_make_the_batch_due(world: World) -> None:
     signed = world.client.post("/webhooks/signed-test", content=body,
                                headers={"x-test-signature": hashlib.sha256(body).hexdigest()})
     assert signed.status_code == 202 and signed.json()["verified"] is True
+    replayed = world.client.post("/webhooks/signed-test", content=body,
+                                 headers={"x-test-signature": hashlib.sha256(body).hexdigest()})
+    assert replayed.status_code == 202 and replayed.json()["outcome"] == "replay"  # acted on once
     with session_scope(settings.resolved_database_url) as s:
         events = s.exec(select(StoredEvent).where(StoredEvent.vendor == "signed-test")).all()
-        assert len(events) == 1  # the forged one was not stored
+        assert len(events) == 1  # the forged one was not stored, the replay not twice
+        assert events[0].delivery_key == f"sha256:{hashlib.sha256(body).hexdigest()}"
 
 
 def test_python_client_returns_dataframes(world: World) -> None:
