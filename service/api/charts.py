@@ -136,7 +136,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[Number | None], *, title: 
             a, b = sy(float(intervals[i][0])), sy(float(intervals[i][1]))  # type: ignore[arg-type]
             body.append(f'<path class="interval" d="M{cx:.1f},{a:.1f} L{cx:.1f},{b:.1f} M{cx - 4:.1f},{a:.1f} '
                         f'L{cx + 4:.1f},{a:.1f} M{cx - 4:.1f},{b:.1f} L{cx + 4:.1f},{b:.1f}" stroke="#111"/>')
-    short = _tick_labels(labels)
+    short = _tick_labels(labels, width=min(20, max(8, int(slot / 6.5))))  # a few bars get their full names
     widest = max((len(t) for t in short), default=1)
     step = max(1, math.ceil(n / max(1, int((W - LEFT - RIGHT) / (widest * 6.5 + 10)))))  # ~6.5 px a character
     x_ticks = [(LEFT + i * slot + slot / 2, short[i]) for i in range(0, n, step)]
