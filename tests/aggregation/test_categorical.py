@@ -148,3 +148,23 @@ def test_dawid_skene_partial_fit_close_to_refit(small: pd.DataFrame) -> None:
     assert_series_equal(inc.probas_.loc["t0"], untouched)
     again = DawidSkene.from_state(counts=inc.counts_frame(), probas=inc.probas_)
     assert_series_equal(again.labels_, inc.labels_)
+
+
+def test_dawid_skene_partial_fits_in_a_row_append_tasks_and_a_refit_starts_afresh() -> None:
+    rng = np.random.default_rng(1)
+    recs = [(f"t{t}", f"w{w}", "ab"[int(rng.random() < 0.2) ^ (t % 2)]) for t in range(200)
+            for w in rng.choice(12, 4, replace=False)]
+    df = pd.DataFrame(recs, columns=["task", "worker", "label"])
+    model = DawidSkene().fit(df.iloc[:400])
+    first = model.probas_.copy()
+    for start in range(400, len(df), 100):  # several batches, each reaching old and new tasks
+        model.partial_fit(df.iloc[start:start + 100])
+        assert set(model.probas_.index) == set(df["task"].iloc[:start + 100])
+    untouched = first.index.difference(df["task"].iloc[400:])
+    pd.testing.assert_frame_equal(model.probas_.loc[untouched], first.loc[untouched])
+    assert list(model.probas_.index[:len(first)]) == list(first.index)  # new tasks come after the known ones
+    assert model.probas_.sum(axis=1).round(9).eq(1).all()
+    refit = model.fit(df.iloc[:400])  # the same object, refitted: no state from the partial fits survives
+    pd.testing.assert_frame_equal(refit.probas_, first)
+    refit.partial_fit(df.iloc[400:])
+    assert set(refit.probas_.index) == set(df["task"])
