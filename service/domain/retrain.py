@@ -20,11 +20,11 @@ import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from service.domain import outbox
+from service.domain import outbox, training_lease
 from service.domain.campaigns import PRIMARY_CONSENSUS
 from service.domain.provenance import write_card
 from service.domain.registry import serving_version
-from service.errors import InvalidTransition, NotFound
+from service.errors import NotFound
 from service.settings import Settings
 from service.storage.models import (
     Batch,
@@ -183,12 +183,11 @@ def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | st
         raise NotFound("retrain job", job_id)
     if job.status in (RetrainStatus.succeeded, RetrainStatus.failed):
         return RetrainOutcome(job.id, job.status.value, None, {})
-    if job.status is RetrainStatus.running and job.started_at and (utcnow() - job.started_at).total_seconds() < 5:
-        raise InvalidTransition("retrain job", "running", "running")
+    if not training_lease.claim(session, job.id):  # a second delivery while another worker trains it
+        return RetrainOutcome(job.id, RetrainStatus.running.value, None, {})
+    session.refresh(job)
     campaign = session.get(Campaign, job.campaign_id)
     assert campaign is not None
-    job.status, job.started_at = RetrainStatus.running, utcnow()
-    session.add(job)
     pairs = build_pairs(session, campaign)
     try:
         if len(pairs) < 10:
@@ -203,7 +202,8 @@ def run_retrain_job(session: Session, settings: Settings, job_id: uuid.UUID | st
         out_dir = settings.artifacts_dir / "models" / job.model_family / f"v{version}"
         config = RewardConfig(mode=settings.reward_mode, backbone=settings.reward_backbone,
                               cache_dir=str(settings.artifacts_dir / "embedding-cache"))
-        result = train_reward_model(config, train, held_out, out_dir=Path(out_dir))
+        with training_lease.heartbeat(session, job.id):
+            result = train_reward_model(config, train, held_out, out_dir=Path(out_dir))
     except Exception as exc:  # the job records why; the worker does not crash
         session.rollback()
         job = session.get(RetrainJob, job.id)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from service.domain import outbox
+from service.domain import outbox, training_lease
 from service.settings import Settings
 from service.storage.models import (
     Batch,
@@ -61,14 +61,15 @@ def requeue_stuck_work(session: Session, settings: Settings) -> int:
             count += 1
 
     waiting = _pending_args(session, outbox.TRAIN)
-    limit = now - timedelta(seconds=settings.visibility_timeout_s)
+    dead = now - timedelta(seconds=training_lease.STALE_S)
     for job in session.exec(select(RetrainJob).where(col(RetrainJob.status).in_([RetrainStatus.queued,
                                                                                   RetrainStatus.running]))):
         lost_queued = job.status is RetrainStatus.queued and job.created_at < stale
-        died_running = job.status is RetrainStatus.running and job.started_at is not None and job.started_at < limit
+        # a running job's worker refreshes its heartbeat; one silent for STALE_S died (a long run is alive)
+        seen = training_lease.last_sign_of_life(job)
+        died_running = job.status is RetrainStatus.running and seen is not None and seen < dead
         if (lost_queued or died_running) and str(job.id) not in waiting:
-            job.status = RetrainStatus.queued
-            job.created_at = now
+            job.created_at = now  # the message goes out again; the job is claimed afresh when it runs
             session.add(job)
             outbox.enqueue(session, outbox.TRAIN, job.id, queue="training")
             count += 1

@@ -260,6 +260,7 @@ class RetrainJob(SQLModel, table=True):
     model_version_id: uuid.UUID | None = Field(default=None)
     created_at: datetime = _now()
     started_at: datetime | None = _ts(nullable=True)
+    heartbeat_at: datetime | None = _ts(nullable=True)  # refreshed while it trains (service.domain.training_lease)
     finished_at: datetime | None = _ts(nullable=True)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 

@@ -178,3 +178,63 @@ def test_sweeper_retrains_on_consensus_written_while_the_last_run_trained(
         requeue_stuck_work(s, settings)
         jobs = s.exec(select(RetrainJob).where(RetrainJob.campaign_id == campaign_id)).all()
     assert len(jobs) == 2 and {j.status for j in jobs} == {RetrainStatus.succeeded, RetrainStatus.queued}
+
+
+def test_a_second_delivery_of_a_job_being_trained_does_not_train_it_again(
+        trained: tuple[Settings, uuid.UUID], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis hands a message to another worker once a run outlasts the visibility timeout: the job's lease
+    (claim + heartbeat) makes that delivery a no-op while the first worker is alive, and lets a dead
+    worker's job be taken over."""
+    from datetime import timedelta
+
+    from service.domain import training_lease
+    from service.domain.sweeper import requeue_stuck_work
+
+    settings, campaign_id = trained
+    with session_scope(settings.resolved_database_url) as s:
+        job = s.exec(select(RetrainJob).where(RetrainJob.campaign_id == campaign_id)).one()
+        assert training_lease.claim(s, job.id)  # a first worker took it and is training
+        assert not training_lease.claim(s, job.id)
+        for message in s.exec(select(OutboxMessage)):  # its message went out (the relay ran)
+            message.published_at = utcnow_minus(0)
+            s.add(message)
+        # started long ago (beyond the visibility timeout), but its heartbeat is fresh: alive
+        s.refresh(job)
+        job.started_at = job.started_at - timedelta(hours=2)
+        s.add(job)
+        s.commit()
+        again = run_retrain_job(s, settings, job.id)
+        assert again.status == "running" and again.model_version is None
+        requeue_stuck_work(s, settings)
+        assert _unsent_train_messages(s) == 0  # not taken for dead
+        # the heartbeat thread keeps it fresh
+        before = s.get(RetrainJob, job.id).heartbeat_at  # type: ignore[union-attr]
+        with training_lease.heartbeat(s, job.id, every_s=0.05):
+            import time
+
+            time.sleep(0.3)
+        s.expire_all()
+        assert s.get(RetrainJob, job.id).heartbeat_at > before  # type: ignore[operator,union-attr]
+        # the worker dies: its heartbeat goes stale, the sweeper sends the job out again, and it is trained once
+        stale = job.heartbeat_at = utcnow_minus(training_lease.STALE_S + 5)
+        s.add(job)
+        s.commit()
+        requeue_stuck_work(s, settings)
+        assert _unsent_train_messages(s) == 1
+        done = run_retrain_job(s, settings, job.id)
+        assert done.status == "succeeded" and done.model_version == 1
+        s.refresh(job)
+        assert job.heartbeat_at is not None and job.heartbeat_at > stale
+
+
+def utcnow_minus(seconds: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from service.storage.types import utcnow
+
+    return utcnow() - timedelta(seconds=seconds)
+
+
+def _unsent_train_messages(s) -> int:  # type: ignore[no-untyped-def]
+    return len(s.exec(select(OutboxMessage).where(OutboxMessage.task == "workers.training.train_reward_model")
+                      .where(OutboxMessage.published_at == None)).all())  # noqa: E711
