@@ -61,7 +61,8 @@ def encode_pairs(df: pd.DataFrame, *, require_connected: bool = True) -> Pairs:
         if n_comp > 1:
             sizes = np.bincount(comp)
             raise AggregationInputError(
-                f"the comparison graph has {n_comp} disconnected parts (sizes {sorted(sizes, reverse=True)[:5]}): "
+                f"the comparison graph has {n_comp} disconnected parts (items per part: "
+                f"{', '.join(str(int(x)) for x in sorted(sizes, reverse=True)[:5])}{', ...' if n_comp > 5 else ''}): "
                 "scores in different parts cannot be compared; add comparisons that link them",
                 field="left",
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -93,7 +94,7 @@ def demo(
             summary = run_demo(settings, options, progress=show, run_dir=run_dir, on_dashboard=dashboard,
                                serve=keep_serving if serve else None)
         except LabelStudioUnavailable as exc:  # never installed silently (~1 GB): say how instead
-            console.print(f"[red]Label Studio is not available[/]: {exc}")
+            console.print(f"[red]Label Studio is not available[/]: {escape(str(exc))}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             if served:  # Ctrl-C after the run is how --serve ends
@@ -238,10 +239,10 @@ def main() -> None:
     try:
         app()
     except CrowdbridgeError as exc:
-        console.print(f"[red]error[/] ({exc.code}): {exc}")
+        console.print(f"[red]error[/] ({exc.code}): {escape(str(exc))}")
         sys.exit(2)
     except ValueError as exc:  # AggregationInputError and other input errors carry a message that says what to fix
-        console.print(f"[red]error[/]: {exc}")
+        console.print(f"[red]error[/]: {escape(str(exc))}")
         sys.exit(2)
 
 

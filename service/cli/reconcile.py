@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +26,7 @@ err = Console(stderr=True)
 
 def _fail(exc: ValueError) -> typer.Exit:
     """Bad input: the error's class and its message (which says what to fix), exit code 2, no traceback."""
-    err.print(f"[red]error[/] ({type(exc).__name__}): {exc}", soft_wrap=True)
+    err.print(f"[red]error[/] ({type(exc).__name__}): {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(2)
 
 

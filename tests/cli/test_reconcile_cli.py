@@ -110,7 +110,7 @@ def _bad(tmp_path: Path, name: str, text: str) -> Path:
     ("unknown columns", ("reconcile", "{f}", "--kind", "categorical"), "InputFileError"),
     ("empty input", ("reconcile", "{e}", "--kind", "categorical"), "no rows"),
     ("one rater", ("reconcile", "{one}", "--kind", "categorical", "--method", "ds"), "at least 2"),
-    ("disconnected graph", ("reconcile", "{dis}", "--kind", "pairwise", "--method", "bt"), "disconnected"),
+    ("disconnected graph", ("reconcile", "{dis}", "--kind", "pairwise", "--method", "bt"), "parts (items per part: 2, 2)"),
     ("columns of another kind", ("reconcile", "{f}", "--kind", "ranking"), "missing column"),
     ("bad method", ("reconcile", "{one}", "--kind", "categorical", "--method", "nope"), "does not apply"),
     ("missing file", ("reconcile", "{x}", "--kind", "categorical"), "no such file"),
