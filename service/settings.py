@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     reconcile_lease_s: float = Field(
         120.0, ge=10, description="a reconciliation's claim on its campaign expires after this (a crashed "
         "reconciler's campaign is reconciled again then); a second one overlapping a slow one is safe, only wasted")
+    reconcile_min_interval_s: float = Field(
+        2.0, ge=0, description="while batches are open, at least this long (and twice the last one's duration) "
+        "between reconciliations of a campaign; the last batch's always runs")
     stuck_after_s: float = Field(120.0, gt=0, description="sweeper re-enqueues work idle longer than this")
     task_max_retries: int = Field(8, ge=0)
 

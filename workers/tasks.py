@@ -64,6 +64,8 @@ def poll_batch(batch_id: str, claimed: bool = False) -> str:
 def reconcile_campaign(campaign_id: str) -> dict[str, Any]:
     settings = get_settings()
     with _session() as session:
+        if not reconcile.reconcile_due(session, settings, campaign_id):
+            return {"skipped": "reconciled moments ago and batches are still open; a later one picks this up"}
         claimed_at = reconcile_lease.claim(session, campaign_id, lease_s=settings.reconcile_lease_s)
         if claimed_at is None:
             return {"skipped": "another reconciliation of this campaign is running; it will pick this up"}

@@ -219,3 +219,25 @@ def test_the_extra_round_stays_within_the_budget_at_the_chosen_vendors_price(ses
     assert result.extra_vendor == "file" and result.contested > 3
     extra = session.exec(select(Batch).where(Batch.campaign_id == campaign.id).where(Batch.round == 1)).all()
     assert sum(b.n_items for b in extra) == 3
+
+
+def test_reconciliations_are_paced_while_batches_are_open_and_the_last_one_always_runs(
+        session: Session, settings: Settings) -> None:
+    campaign, items = _campaign(session, 40)
+    assert rec.reconcile_due(session, settings, campaign.id)  # never reconciled
+    _deliver(session, campaign, items[:20], seed=1)
+    pending = Batch(campaign_id=campaign.id, vendor="simulated", raters_per_item=5, n_items=20,
+                    idempotency_key=uuid.uuid4().hex, status=BatchStatus.submitted)
+    session.add(pending)
+    session.commit()
+    rec.reconcile_campaign(session, settings, campaign.id)
+    assert not rec.reconcile_due(session, settings, campaign.id)  # moments ago, a batch still open
+    state = session.exec(select(AgreementReport).where(AgreementReport.scope == "state")).one()
+    state.computed_at = utcnow() - timedelta(seconds=settings.reconcile_min_interval_s + 1)
+    session.add(state)
+    session.commit()
+    assert rec.reconcile_due(session, settings, campaign.id)
+    state.computed_at, pending.status = utcnow(), BatchStatus.completed
+    session.add_all([state, pending])
+    session.commit()
+    assert rec.reconcile_due(session, settings, campaign.id)  # no open batch: the last one always runs
