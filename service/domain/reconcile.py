@@ -48,6 +48,7 @@ from service.aggregation import (
     rater_flags,
 )
 from service.domain.campaigns import PRIMARY_CONSENSUS, get_campaign, lock_campaign
+from service.domain.consensus_rows import replace_consensus
 from service.domain.overlap import request_extra_judgments, vendor_agreement, vendor_quality_rows
 from service.domain.retrain import maybe_enqueue_retrain
 from service.settings import Settings
@@ -61,7 +62,6 @@ from service.storage.models import (
     Item,
     Judgment,
 )
-from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
 __all__ = ["CONSENSUS_METHODS", "FULL_REFIT_EVERY", "PRIMARY_METHOD", "ReconcileResult", "judgments_frame",
@@ -273,34 +273,6 @@ def reconcile_due(session: Session, settings: Settings, campaign_id: uuid.UUID |
 
 
 # -- the use case -----------------------------------------------------------------------------------------
-def _consensus_rows(campaign: Campaign, method: str, result: AggregationResult, items: pd.Index,
-                    counts: pd.Series, threshold: float) -> list[dict[str, Any]]:
-    """Rows for one bulk INSERT (ORM objects cost ~10x more at 20k+ items per reconciliation)."""
-    now = utcnow()
-    probas = result.probas.reindex(items)
-    conf = probas.max(axis=1).to_numpy()
-    labels = result.labels.reindex(items).to_numpy()
-    n_judgments = counts.reindex(items).to_numpy().tolist()  # one lookup per item was 1/4 of a reconcile
-    contested = (conf < threshold).tolist()
-    cols = [str(c) for c in probas.columns]
-    return [{"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": uuid.UUID(task), "method": method,
-             "label": str(label), "confidence": c, "posterior": dict(zip(cols, post)),
-             "n_judgments": n, "contested": hard, "computed_at": now}
-            for task, label, c, post, n, hard in zip(items, labels, conf.tolist(), probas.to_numpy().tolist(),
-                                                     n_judgments, contested)]
-
-
-def _delete_rows(session: Session, campaign: Campaign, method: str, items: pd.Index | None) -> None:
-    query = delete(ConsensusLabel).where(col(ConsensusLabel.campaign_id) == campaign.id) \
-        .where(col(ConsensusLabel.method) == method)
-    if items is None:
-        session.exec(query)  # type: ignore[call-overload]
-        return
-    ids = [uuid.UUID(t) for t in items]
-    for i in range(0, len(ids), 500):
-        session.exec(query.where(col(ConsensusLabel.item_id).in_(ids[i:i + 500])))  # type: ignore[call-overload]
-
-
 def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.UUID | str) -> ReconcileResult:
     started = time.perf_counter()
     campaign = get_campaign(session, campaign_ref)
@@ -347,10 +319,8 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     for method in CONSENSUS_METHODS:
         rewrite = touched if (touched is not None and (method != PRIMARY_METHOD or chosen in ("mv", "ds"))) \
             else None
-        _delete_rows(session, campaign, method, rewrite)
-        rows = _consensus_rows(campaign, method, results[method], all_items if rewrite is None else rewrite,
-                               counts, settings.contested_threshold)
-        bulk_insert(session, ConsensusLabel.__table__, rows)  # type: ignore[attr-defined]
+        replace_consensus(session, campaign, method, results[method], all_items if rewrite is None else rewrite,
+                          counts, settings.contested_threshold, all_items=rewrite is None)
     probas = results[PRIMARY_METHOD].probas.reindex(all_items)
     contested = [uuid.UUID(t) for t in all_items[(probas.max(axis=1) < settings.contested_threshold).to_numpy()]]
     auditable = {str(b) for b in session.exec(select(Batch.id).where(Batch.campaign_id == campaign.id)

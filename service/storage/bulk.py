@@ -28,7 +28,7 @@ from sqlalchemy import JSON, Table
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-__all__ = ["bulk_insert"]
+__all__ = ["bulk_insert", "copy_frame"]
 
 
 def _is_json(table: Table, name: str) -> bool:
@@ -114,3 +114,25 @@ def _pg_copy_insert(session: Session, table: Table, rows: Sequence[dict[str, Any
         return inserted
     finally:
         cursor.close()
+
+
+def copy_frame(session: Session, table: Table, frame: Any) -> int:
+    """PostgreSQL only: ``frame`` (a pandas DataFrame whose columns are ``table``'s, already in their text
+    form: UUIDs as hex, JSON as text, timestamps ISO with an offset) in one ``COPY ... FROM STDIN`` CSV,
+    written by pandas' C writer. No conflict handling: for rows the caller has just made room for. The
+    cheapest way in for 100k-row writes (consensus rows: 3.9 s as dicts + json_populate_recordset at 100k
+    items, see service.domain.consensus_rows)."""
+    import io
+
+    if not len(frame):
+        return 0
+    buffer = io.StringIO()
+    frame.to_csv(buffer, header=False, index=False, na_rep="")  # empty unquoted field = NULL
+    names = ", ".join(f'"{c}"' for c in frame.columns)
+    cursor = session.connection().connection.driver_connection.cursor()  # same transaction as the session
+    try:
+        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
+            copy.write(buffer.getvalue())
+    finally:
+        cursor.close()
+    return len(frame)
