@@ -28,7 +28,7 @@ from service.domain.campaigns import CampaignSpec, add_items, create_campaign, s
 from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
 from service.settings import get_settings
 from service.storage.db import get_engine, migrate, session_scope
-from service.storage.models import Campaign, CampaignStatus, Judgment, JudgmentKind
+from service.storage.models import Batch, Campaign, CampaignStatus, Judgment, JudgmentKind
 
 API_KEY = "load-key"
 BATCH = 500
@@ -97,8 +97,10 @@ def _end_to_end(db: str, n_items: int, raters: int, tag: str) -> dict[str, float
         with session_scope(db) as s:
             campaign = s.get(Campaign, campaign_id)
             if "stored_s" not in marks:
-                stored = s.exec(select(func.count()).select_from(Judgment)
-                                .where(Judgment.campaign_id == campaign_id)).one()
+                # the batches' counters (committed with each stored page): a count(*) over the judgments
+                # every 0.2 s cost the database ~0.1 s a time at 500k rows, inside the timed run
+                stored = s.exec(select(func.coalesce(func.sum(Batch.judgments_done), 0))
+                                .where(Batch.campaign_id == campaign_id)).one()
                 if stored >= expected:
                     marks["stored_s"] = round(time.monotonic() - started, 2)
             return campaign is not None and campaign.status is CampaignStatus.completed

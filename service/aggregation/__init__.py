@@ -14,6 +14,7 @@ from .dawid_skene import DawidSkene
 from .errors import AggregationInputError
 from .flags import rater_flags
 from .glad import GLAD
+from .grouped import agreement_by
 from .krippendorff import krippendorff_alpha, krippendorff_alpha_ci
 from .mace import MACE
 from .majority_vote import MajorityVote
@@ -45,6 +46,7 @@ __all__ = [
     "RankingAggregator",
     "RaterCalibration",
     "Wawa",
+    "agreement_by",
     "cohen_kappa_pairs",
     "fit_method",
     "fleiss_kappa",

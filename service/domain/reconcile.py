@@ -40,6 +40,7 @@ from sqlmodel import Session, col, select
 from service.aggregation import (
     AggregationResult,
     DawidSkene,
+    agreement_by,
     fit_method,
     fleiss_kappa,
     krippendorff_alpha,
@@ -62,6 +63,7 @@ from service.storage.models import (
     Item,
     Judgment,
 )
+from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
 __all__ = ["CONSENSUS_METHODS", "FULL_REFIT_EVERY", "PRIMARY_METHOD", "ReconcileResult", "judgments_frame",
@@ -143,52 +145,66 @@ def _safe(fn: Any, *args: Any, **kw: Any) -> Any:
     return value
 
 
-def _alpha(frame: pd.DataFrame) -> float | None:
-    if frame["worker"].nunique() < 2:
-        return None
-    value = _safe(krippendorff_alpha, frame[["task", "worker", "label"]], level="nominal")
+def _number(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _scope_rows(campaign: Campaign, scope: str, key: str, part: pd.DataFrame, *,
-                ci: bool = False) -> list[AgreementReport]:
-    labels = part[["task", "worker", "label"]]
-    alpha, low, high = _alpha(part), None, None
-    if ci and alpha is not None and labels["task"].nunique() <= CI_MAX_TASKS:
+def _report(campaign: Campaign, scope: str, key: str, metric: str, value: Any, n: int, *,
+            ci: tuple[Any, Any] = (None, None), details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An ``AgreementReport`` row as a dict: a reconciliation writes thousands (per batch, per rater), and
+    building them as ORM objects cost 1.9 s of a 14 s reconciliation at 100k items (cProfile)."""
+    return {"id": uuid.uuid4(), "campaign_id": campaign.id, "scope": scope, "scope_key": key, "metric": metric,
+            "value": _number(value), "ci_low": _number(ci[0]), "ci_high": _number(ci[1]), "n": int(n),
+            "details": details or {}, "computed_at": utcnow()}
+
+
+def _campaign_rows(campaign: Campaign, audited: pd.DataFrame) -> list[dict[str, Any]]:
+    labels = audited[["task", "worker", "label"]]
+    two = labels["worker"].nunique() >= 2
+    alpha = _safe(krippendorff_alpha, labels, level="nominal") if two else None
+    low = high = None
+    if _number(alpha) is not None and labels["task"].nunique() <= CI_MAX_TASKS:
         _, low, high = _safe(krippendorff_alpha_ci, labels, n_boot=200) or (None, None, None)
-    base = {"campaign_id": campaign.id, "scope": scope, "scope_key": key, "n": len(part)}
-    two = part["worker"].nunique() >= 2
+    key, n, raters = str(campaign.id), len(audited), int(labels["worker"].nunique())
     return [
-        AgreementReport(**base, metric="krippendorff_alpha", value=alpha, ci_low=low, ci_high=high,
-                        details={"level": "nominal", "raters": int(part["worker"].nunique())}),
-        AgreementReport(**base, metric="fleiss_kappa", value=_safe(fleiss_kappa, labels) if two else None),
-        AgreementReport(**base, metric="percent_agreement", value=_safe(percent_agreement, labels) if two else None),
+        _report(campaign, "campaign", key, "krippendorff_alpha", alpha, n, ci=(low, high),
+                details={"level": "nominal", "raters": raters}),
+        _report(campaign, "campaign", key, "fleiss_kappa", _safe(fleiss_kappa, labels) if two else None, n),
+        _report(campaign, "campaign", key, "percent_agreement", _safe(percent_agreement, labels) if two else None, n),
     ]
 
 
+def _group_rows(campaign: Campaign, audited: pd.DataFrame, scope: str) -> list[dict[str, Any]]:
+    """Every vendor's or batch's α, κ and percent agreement, computed for all groups in one pass."""
+    table = agreement_by(audited[["task", "worker", "label", scope]], scope)
+    rows = []
+    for key, n, raters, alpha, kappa, agree in table.itertuples():
+        rows += [_report(campaign, scope, str(key), "krippendorff_alpha", alpha, n,
+                         details={"level": "nominal", "raters": int(raters)}),
+                 _report(campaign, scope, str(key), "fleiss_kappa", kappa, n),
+                 _report(campaign, scope, str(key), "percent_agreement", agree, n)]
+    return rows
+
+
 def _agreement_rows(campaign: Campaign, frame: pd.DataFrame, labels: pd.Series,
-                    auditable_batches: set[str]) -> list[AgreementReport]:
+                    auditable_batches: set[str]) -> list[dict[str, Any]]:
     audited = frame[frame["batch"].isin(auditable_batches)]
-    rows = _scope_rows(campaign, "campaign", str(campaign.id), audited, ci=True)
-    for scope in ("vendor", "batch"):
-        for key, part in audited.groupby(scope):
-            rows += _scope_rows(campaign, scope, str(key), part)
+    rows = _campaign_rows(campaign, audited)
     if audited.empty:
         return rows
+    rows += _group_rows(campaign, audited, "vendor") + _group_rows(campaign, audited, "batch")
     agrees = audited["label"].to_numpy() == audited["task"].map(labels).to_numpy()
     per_rater = audited.assign(agree=agrees).groupby("worker")["agree"].agg(["mean", "size"])
-    rows += [AgreementReport(campaign_id=campaign.id, scope="rater", scope_key=str(worker),
-                             metric="accuracy_vs_consensus", value=float(r["mean"]), n=int(r["size"]))
-             for worker, r in per_rater.iterrows()]
+    rows += [_report(campaign, "rater", str(worker), "accuracy_vs_consensus", mean, size)
+             for worker, mean, size in per_rater.itertuples()]
     cols = ["task", "worker", "label"] + (["seconds"] if audited["seconds"].notna().any() else [])
     flags = _safe(rater_flags, audited[cols], consensus=labels)
     if flags is not None:
         for worker, r in flags.iterrows():
             details = {k: (None if isinstance(v, float) and np.isnan(v) else v.item() if hasattr(v, "item") else v)
                        for k, v in r.items()}
-            rows.append(AgreementReport(campaign_id=campaign.id, scope="rater", scope_key=str(worker),
-                                        metric="flags", value=float(bool(r["flags"])), n=int(r["n"]),
-                                        details=details))
+            rows.append(_report(campaign, "rater", str(worker), "flags", float(bool(r["flags"])), int(r["n"]),
+                                details=details))
     return rows
 
 
@@ -329,15 +345,15 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
                  .where(col(AgreementReport.scope) != STATE_SCOPE))
     reports = _agreement_rows(campaign, frame, results[PRIMARY_METHOD].labels, auditable)
     by_vendor = vendor_agreement(frame, results[PRIMARY_METHOD].labels)  # every judgment, auditable or not
-    reports += vendor_quality_rows(campaign, by_vendor)
+    reports += [_report(campaign, r.scope, r.scope_key, r.metric, r.value, r.n)
+                for r in vendor_quality_rows(campaign, by_vendor)]
     n_touched = len(all_items) if touched is None else len(touched)
-    reports.append(AgreementReport(
-        campaign_id=campaign.id, scope="campaign", scope_key=str(campaign.id), metric="consensus_method",
-        value=None, n=len(frame),
+    reports.append(_report(
+        campaign, "campaign", str(campaign.id), "consensus_method", None, len(frame),
         details={"chosen": chosen, **selection, "mode": "incremental" if touched is not None else "full",
                  "why": why, "new_judgments": int(new.sum()), "touched_items": n_touched,
                  "seconds": round(time.perf_counter() - started, 4)}))
-    session.add_all(reports)
+    bulk_insert(session, AgreementReport.__table__, reports)  # type: ignore[attr-defined]
     details = _state_details(ds, frame, updates, chosen, selection)
     details["seconds"] = round(time.perf_counter() - started, 3)  # paces the next one (reconcile_due)
     if state_row is None:
@@ -360,7 +376,7 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     maybe_enqueue_retrain(session, settings, campaign, trigger="policy")
     session.commit()
     return ReconcileResult(items=len(all_items), judgments=len(frame), contested=len(contested),
-                           alpha=reports[0].value, extra_batches=extra.batches, extra_vendor=extra.vendor,
+                           alpha=reports[0]["value"], extra_batches=extra.batches, extra_vendor=extra.vendor,
                            campaign_status=campaign.status.value,
                            mode="incremental" if touched is not None else "full", method=chosen,
                            touched_items=n_touched)

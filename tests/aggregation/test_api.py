@@ -11,7 +11,7 @@ def test_exported_names_do_not_grow_by_accident() -> None:
         "AggregationInputError", "AggregationResult", "Borda", "BradleyTerry", "CategoricalAggregator",
         "DawidSkene", "GLAD", "MACE", "METHODS", "MajorityVote", "NoisyBradleyTerry", "OneCoinDawidSkene",
         "OrdinalConsensus", "PlackettLuce", "RankedPairs", "RankingAggregator", "RaterCalibration", "Wawa",
-        "cohen_kappa_pairs", "fit_method", "fleiss_kappa", "krippendorff_alpha", "krippendorff_alpha_ci",
+        "agreement_by", "cohen_kappa_pairs", "fit_method", "fleiss_kappa", "krippendorff_alpha", "krippendorff_alpha_ci",
         "percent_agreement", "rater_flags", "select_method",
     }
 
