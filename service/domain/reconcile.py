@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete
+import orjson
+from sqlalchemy import String, cast, delete
 from sqlmodel import Session, col, select
 
 from service.aggregation import (
@@ -217,18 +218,27 @@ def _load_state(session: Session, campaign: Campaign) -> AgreementReport | None:
 
 def _stored_ds(session: Session, campaign: Campaign, state: dict[str, Any]) -> DawidSkene | None:
     classes = list(state["classes"])
-    rows = session.exec(select(ConsensusLabel.item_id, ConsensusLabel.posterior)
-                        .where(ConsensusLabel.campaign_id == campaign.id)
-                        .where(ConsensusLabel.method == "ds")).all()
+    # the posteriors as JSON text parsed by orjson: the ORM path (a UUID and a json.loads per row) took
+    # 1.8 s of an 8 s incremental reconciliation at 100k items (cProfile)
+    posterior = ConsensusLabel.posterior  # type: ignore[var-annotated]
+    rows = session.execute(select(cast(ConsensusLabel.item_id, String), cast(posterior, String))
+                           .where(ConsensusLabel.campaign_id == campaign.id)
+                           .where(ConsensusLabel.method == "ds")).all()
     if not rows:
         return None
-    probas = pd.DataFrame([p for _, p in rows], index=pd.Index([str(i) for i, _ in rows], name="task"))
+    probas = pd.DataFrame([orjson.loads(p) for _, p in rows], index=pd.Index([_hyphenated(i) for i, _ in rows],
+                                                                           name="task"))
     probas = probas.reindex(columns=classes, fill_value=0.0).fillna(0.0)
     k = len(classes)
     counts = np.asarray(state["counts"], dtype=float).reshape(-1, k)
     idx = pd.MultiIndex.from_product([state["workers"], classes], names=["worker", "label"])
     return DawidSkene.from_state(counts=pd.DataFrame(counts, index=idx, columns=classes), probas=probas,
                                  **state.get("params", {}))
+
+
+def _hyphenated(item_id: str) -> str:
+    """An item id as ``str(uuid.UUID)`` writes it (SQLite stores UUIDs as 32 hex digits)."""
+    return item_id if len(item_id) == 36 else str(uuid.UUID(item_id))
 
 
 def _plan(frame: pd.DataFrame, state: dict[str, Any] | None, has_gold: bool) -> tuple[bool, pd.Series, str]:

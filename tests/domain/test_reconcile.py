@@ -1,4 +1,4 @@
-"""reconcile_campaign on an in-memory SQLite database: auto consensus plus MV and DS rows for every item,
+"""reconcile_campaign on an in-memory SQLite database and on a fresh PostgreSQL one: auto consensus plus MV and DS rows for every item,
 incremental Dawid–Skene between full refits, agreement per campaign/vendor/batch and rater flags."""
 
 from __future__ import annotations
@@ -30,14 +30,27 @@ from service.storage.models import (
     Judgment,
 )
 from service.storage.types import utcnow
+from tests.support import fresh_postgres, postgres_available
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as s:
-        yield s
+@pytest.fixture(params=["sqlite", "postgresql"])
+def session(request: pytest.FixtureRequest) -> Iterator[Session]:
+    """Both databases: on PostgreSQL the frame, the stored posteriors and the consensus rows take the COPY
+    and raw-text paths, which SQLite never reaches."""
+    if request.param == "sqlite":
+        engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        SQLModel.metadata.create_all(engine)
+        with Session(engine) as s:
+            yield s
+        return
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (CROWDBRIDGE_TEST_PG)")
+    with fresh_postgres() as url:
+        engine = create_engine(url)
+        SQLModel.metadata.create_all(engine)
+        with Session(engine) as s:
+            yield s
+        engine.dispose()
 
 
 @pytest.fixture
