@@ -138,6 +138,42 @@ def test_incremental_updates_touch_only_new_items_and_stay_close_to_full(session
     assert (inc.reindex(full.index) == full).mean() > 0.97
 
 
+def test_incremental_rewrites_only_reached_items_of_a_refit_method(session: Session, settings: Settings) -> None:
+    """With the auto choice on a method refit on the whole campaign (one-coin DS here), an incremental
+    reconciliation writes new rows only for the items the new batch reached; contested items and the
+    agreement follow the rows as stored."""
+    campaign, items = _campaign(session, 240)
+    _deliver(session, campaign, items[:160], seed=1)
+    rec.reconcile_campaign(session, settings, campaign.id)
+    state = session.exec(select(AgreementReport).where(AgreementReport.scope == "state")).one()
+    state.details = {**state.details, "chosen": "onecoin_ds"}
+    session.add(state)
+    session.commit()
+
+    def auto_rows() -> dict[str, ConsensusLabel]:
+        return {str(c.item_id): c for c in session.exec(select(ConsensusLabel).where(
+            ConsensusLabel.campaign_id == campaign.id).where(ConsensusLabel.method == "auto"))}
+
+    before = {t: (c.posterior, c.computed_at) for t, c in auto_rows().items()}
+    _deliver(session, campaign, items[160:], seed=2)
+    result = rec.reconcile_campaign(session, settings, campaign.id)
+    assert result.mode == "incremental" and result.method == "onecoin_ds"
+    after = auto_rows()
+    assert len(after) == 240
+    assert all((after[str(i.id)].posterior, after[str(i.id)].computed_at) == before[str(i.id)] for i in items[:160])
+    assert all(str(i.id) not in before for i in items[160:])
+    stored_contested = sum(c.contested for c in after.values())
+    assert result.contested == stored_contested
+    # the next full refit rewrites every row from one fit
+    state = session.exec(select(AgreementReport).where(AgreementReport.scope == "state")).one()
+    state.details = {**state.details, "updates_since_full": rec.FULL_REFIT_EVERY}
+    session.add(state)
+    session.commit()
+    _deliver(session, campaign, items[:1], seed=3, raters=1)
+    assert rec.reconcile_campaign(session, settings, campaign.id).mode == "full"
+    assert len({c.computed_at for c in auto_rows().values()}) == 1
+
+
 def test_agreement_rows_per_scope_and_rater_flags(session: Session, settings: Settings) -> None:
     campaign, items = _campaign(session, 120)
     _deliver(session, campaign, items[:60], seed=1, fast={"sim-rater-0010"})
