@@ -74,7 +74,8 @@ def reconcile_campaign(campaign_id: str) -> dict[str, Any]:
         finally:
             reconcile_lease.release(session, campaign_id, claimed_at)
     relay_outbox()
-    return {"items": result.items, "contested": result.contested, "extra_batches": result.extra_batches}
+    return {"items": result.items, "contested": result.contested, "extra_batches": result.extra_batches,
+            "mode": result.mode, "method": result.method, "touched_items": result.touched_items}
 
 
 @app.task(name="workers.training.train_reward_model", soft_time_limit=None, time_limit=None)
