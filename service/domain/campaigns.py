@@ -150,19 +150,17 @@ def plan_batches(session: Session, settings: Settings, campaign: Campaign, item_
     reward = settings.vendor(vendor).reward_per_judgment
     # a vendor that returns one (consensus) answer per task cannot be audited for rater agreement
     auditable = get_connector_class(vendor).capabilities.per_rater_identity
-    batches = []
-    for start in range(0, len(item_ids), settings.batch_size):
-        chunk = item_ids[start:start + settings.batch_size]
-        batch = Batch(campaign_id=campaign.id, vendor=vendor, round=round_no,
-                      raters_per_item=raters_per_item, n_items=len(chunk),
-                      idempotency_key=f"cb-{uuid.uuid4().hex}", judgments_expected=len(chunk) * raters_per_item,
-                      expected_cost=len(chunk) * raters_per_item * reward, auditable=auditable)
-        session.add(batch)
-        session.flush()
-        bulk_insert(session, BatchItem.__table__,  # type: ignore[attr-defined]
-                    [{"batch_id": batch.id, "item_id": i} for i in chunk])
+    chunks = [item_ids[start:start + settings.batch_size] for start in range(0, len(item_ids), settings.batch_size)]
+    batches = [Batch(campaign_id=campaign.id, vendor=vendor, round=round_no, raters_per_item=raters_per_item,
+                     n_items=len(chunk), idempotency_key=f"cb-{uuid.uuid4().hex}",
+                     judgments_expected=len(chunk) * raters_per_item,
+                     expected_cost=len(chunk) * raters_per_item * reward, auditable=auditable) for chunk in chunks]
+    session.add_all(batches)
+    session.flush()  # one INSERT for all batches, then one for all their items (was a flush per batch)
+    bulk_insert(session, BatchItem.__table__,  # type: ignore[attr-defined]
+                [{"batch_id": batch.id, "item_id": i} for batch, chunk in zip(batches, chunks) for i in chunk])
+    for batch in batches:
         outbox.enqueue(session, outbox.PUSH_BATCH, batch.id)
-        batches.append(batch)
     return batches
 
 
