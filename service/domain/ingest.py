@@ -28,7 +28,7 @@ from service.storage.models import SubmissionAttempt
 from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
-__all__ = ["StoreResult", "SyncResult", "quarantine", "store_page", "sync_batch"]
+__all__ = ["StoreResult", "SyncResult", "batch_responses", "quarantine", "store_page", "sync_batch"]
 
 
 @dataclass
@@ -58,29 +58,32 @@ def quarantine(session: Session, *, vendor: str, batch_id: uuid.UUID | None, rec
                        on_conflict=["vendor", "fingerprint"], returning="id")
 
 
+def batch_responses(session: Session, batch: Batch) -> dict[str, tuple[uuid.UUID, int]]:
+    """Item id as ``str(UUID)`` -> (the id, its number of responses), for every item of ``batch``: what a page's answers
+    are checked against. Counted in SQL: fetching the responses themselves (their texts, as JSON) only to
+    take len() was most of this query's cost."""
+    length = func.jsonb_array_length if session.get_bind().dialect.name == "postgresql" else func.json_array_length
+    return {str(item_id): (item_id, n) for item_id, n in session.execute(
+        select(Item.id, length(Item.responses)).join(BatchItem, col(BatchItem.item_id) == Item.id)
+        .where(BatchItem.batch_id == batch.id))}
+
+
 def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultPage, *,
-               source: str = "poll") -> StoreResult:
-    """Store one page's judgments (idempotently) and quarantine what cannot be stored, saying why."""
+               source: str = "poll", n_responses: dict[str, tuple[uuid.UUID, int]] | None = None) -> StoreResult:
+    """Store one page's judgments (idempotently) and quarantine what cannot be stored, saying why.
+
+    ``n_responses``: ``batch_responses(session, batch)`` when the caller stores several pages of one batch
+    (looked up here otherwise)."""
     result = StoreResult()
     bad = list(page.malformed)
     if page.judgments:
-        wanted: dict[str, uuid.UUID] = {}
-        for raw_id in {j.item_id for j in page.judgments}:
-            try:
-                wanted[raw_id] = uuid.UUID(raw_id)
-            except ValueError:
-                pass
-        # item id -> number of responses, for this batch only. Counted in SQL: fetching the responses
-        # themselves (their texts, as JSON) only to take len() was most of this query's cost.
-        length = func.jsonb_array_length if session.get_bind().dialect.name == "postgresql" else func.json_array_length
-        n_responses = {str(item_id): n for item_id, n in session.execute(
-            select(Item.id, length(Item.responses)).join(BatchItem, col(BatchItem.item_id) == Item.id)
-            .where(BatchItem.batch_id == batch.id).where(col(Item.id).in_(list(wanted.values()))))}
+        if n_responses is None:
+            n_responses = batch_responses(session, batch)
         rows = []
         now = utcnow()
         for j in page.judgments:
-            n = n_responses.get(j.item_id)
-            if n is None:
+            item_id, n = n_responses.get(j.item_id, (None, 0))
+            if item_id is None:
                 bad.append(MalformedRecord(raw=_raw_text(j), reason=f"task {j.item_id!r} is not an item of batch "
                                                                       f"{batch.id}"))
             elif not valid_label(campaign.kind, j.label, n, campaign.rating_scale):
@@ -88,7 +91,7 @@ def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultP
                                                                       f"{campaign.kind.value} answer for an item "
                                                                       f"with {n} responses"))
             else:
-                rows.append({"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": wanted[j.item_id],
+                rows.append({"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": item_id,
                              "batch_id": batch.id, "vendor": batch.vendor, "vendor_judgment_id": j.vendor_judgment_id,
                              "rater_id": j.rater_id, "label": j.label, "started_at": j.started_at,
                              "submitted_at": j.submitted_at, "received_at": now, "cost": j.cost, "raw": j.raw})
@@ -126,11 +129,14 @@ def sync_batch(session: Session, settings: Settings, batch_id: uuid.UUID | str, 
     connector = connector_for(settings, batch.vendor)
     ref = VendorBatchRef(vendor=batch.vendor, vendor_batch_id=batch.vendor_batch_id)
     total = StoreResult()
+    n_responses: dict[str, tuple[uuid.UUID, int]] | None = None
     try:
         status = connector.poll(ref)
         for _ in range(settings.fetch_page_limit):
             page = connector.fetch_judgments(ref, batch.fetch_cursor)
-            stored = store_page(session, batch, campaign, page)
+            if n_responses is None and page.judgments:
+                n_responses = batch_responses(session, batch)  # once per poll, not per page
+            stored = store_page(session, batch, campaign, page, n_responses=n_responses)
             total.stored += stored.stored
             total.duplicates += stored.duplicates
             total.quarantined += stored.quarantined
