@@ -189,6 +189,9 @@ def main() -> None:
     for row in result["by_items"] + result["by_raters"]:
         print(f"{row['items']:>7} items x {row['raters']:>2} raters: {row['judgments']:>7} judgments in "
               f"{row['seconds']:>7.1f} s = {row['judgments_per_s']:>8.1f}/s ({row['ms_per_item']:.2f} ms/item)")
+    if result["stored_judgments_per_s"]:
+        print(f"storing alone (until every judgment is in): {result['stored_judgments_per_s']:.0f} judgments/s = "
+              f"{result['stored_judgments_per_s'] / result['ceiling_rows_per_s']:.2f} of the ceiling")
     print(f"end to end / ceiling = {result['ratio_to_ceiling']:.2f} (target >= 0.50)")
 
 

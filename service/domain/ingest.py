@@ -28,7 +28,7 @@ from service.storage.models import SubmissionAttempt
 from service.storage.bulk import bulk_insert
 from service.storage.types import utcnow
 
-__all__ = ["StoreResult", "SyncResult", "batch_responses", "quarantine", "store_page", "sync_batch"]
+__all__ = ["StoreResult", "SyncResult", "batch_items", "quarantine", "store_page", "sync_batch"]
 
 
 @dataclass
@@ -58,9 +58,9 @@ def quarantine(session: Session, *, vendor: str, batch_id: uuid.UUID | None, rec
                        on_conflict=["vendor", "fingerprint"], returning="id")
 
 
-def batch_responses(session: Session, batch: Batch) -> dict[str, tuple[uuid.UUID, int]]:
-    """Item id as ``str(UUID)`` -> (the id, its number of responses), for every item of ``batch``: what a page's answers
-    are checked against. Counted in SQL: fetching the responses themselves (their texts, as JSON) only to
+def batch_items(session: Session, batch: Batch) -> dict[str, tuple[uuid.UUID, int]]:
+    """Item id as ``str(UUID)`` -> (the id, its number of responses), for every item of ``batch``: what a
+    page's answers are checked against. Counted in SQL: fetching the responses themselves (their texts, as JSON) only to
     take len() was most of this query's cost."""
     length = func.jsonb_array_length if session.get_bind().dialect.name == "postgresql" else func.json_array_length
     return {str(item_id): (item_id, n) for item_id, n in session.execute(
@@ -69,20 +69,20 @@ def batch_responses(session: Session, batch: Batch) -> dict[str, tuple[uuid.UUID
 
 
 def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultPage, *,
-               source: str = "poll", n_responses: dict[str, tuple[uuid.UUID, int]] | None = None) -> StoreResult:
+               source: str = "poll", items: dict[str, tuple[uuid.UUID, int]] | None = None) -> StoreResult:
     """Store one page's judgments (idempotently) and quarantine what cannot be stored, saying why.
 
-    ``n_responses``: ``batch_responses(session, batch)`` when the caller stores several pages of one batch
+    ``items``: ``batch_items(session, batch)`` when the caller stores several pages of one batch
     (looked up here otherwise)."""
     result = StoreResult()
     bad = list(page.malformed)
     if page.judgments:
-        if n_responses is None:
-            n_responses = batch_responses(session, batch)
+        if items is None:
+            items = batch_items(session, batch)
         rows = []
         now = utcnow()
         for j in page.judgments:
-            item_id, n = n_responses.get(j.item_id, (None, 0))
+            item_id, n = items.get(j.item_id, (None, 0))
             if item_id is None:
                 bad.append(MalformedRecord(raw=_raw_text(j), reason=f"task {j.item_id!r} is not an item of batch "
                                                                       f"{batch.id}"))
@@ -129,14 +129,14 @@ def sync_batch(session: Session, settings: Settings, batch_id: uuid.UUID | str, 
     connector = connector_for(settings, batch.vendor)
     ref = VendorBatchRef(vendor=batch.vendor, vendor_batch_id=batch.vendor_batch_id)
     total = StoreResult()
-    n_responses: dict[str, tuple[uuid.UUID, int]] | None = None
+    items: dict[str, tuple[uuid.UUID, int]] | None = None
     try:
         status = connector.poll(ref)
         for _ in range(settings.fetch_page_limit):
             page = connector.fetch_judgments(ref, batch.fetch_cursor)
-            if n_responses is None and page.judgments:
-                n_responses = batch_responses(session, batch)  # once per poll, not per page
-            stored = store_page(session, batch, campaign, page, n_responses=n_responses)
+            if items is None and page.judgments:
+                items = batch_items(session, batch)  # once per poll, not per page
+            stored = store_page(session, batch, campaign, page, items=items)
             total.stored += stored.stored
             total.duplicates += stored.duplicates
             total.quarantined += stored.quarantined

@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from service.domain.agreement_rows import report_row
 from service.domain.campaigns import committed_cost, plan_batches
 from service.settings import Settings
 from service.storage.models import AgreementReport, Batch, BatchItem, BatchStatus, Campaign, CampaignStatus
@@ -49,9 +51,10 @@ def vendor_agreement(frame: pd.DataFrame, labels: pd.Series) -> dict[str, tuple[
     return {str(v): (int(r["sum"]), int(r["size"])) for v, r in grouped.iterrows()}
 
 
-def vendor_quality_rows(campaign: Campaign, agreement: dict[str, tuple[int, int]]) -> list[AgreementReport]:
-    return [AgreementReport(campaign_id=campaign.id, scope="vendor", scope_key=vendor, metric=QUALITY_METRIC,
-                            value=agree / n, n=n) for vendor, (agree, n) in agreement.items() if n]
+def vendor_quality_rows(campaign: Campaign, agreement: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
+    """Each vendor's agreement with the consensus as ``AgreementReport`` rows (dicts, for one bulk insert)."""
+    return [report_row(campaign, "vendor", vendor, QUALITY_METRIC, agree / n, n)
+            for vendor, (agree, n) in agreement.items() if n]
 
 
 def _elsewhere(session: Session, campaign: Campaign, vendor: str) -> tuple[int, int]:

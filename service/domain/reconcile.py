@@ -285,11 +285,14 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
         updates = 0
     results: dict[str, AggregationResult] = {"ds": ds.result(), "mv": fit_method("mv", labels_frame, gold=gold_arg)}
     primary = results[chosen] if chosen in results else fit_method(chosen, labels_frame, gold=gold_arg)
-    rewrite_primary_all = touched is None
+    rewrite_primary_all = touched is None  # MV and DS above are already "stored rows + touched items"
     if touched is not None and chosen not in results:
         assert state is not None
         merged = _keep_untouched(session, campaign, primary, touched, [str(c) for c in state["classes"]])
-        primary, rewrite_primary_all = (primary, True) if merged is None else (merged, False)
+        if merged is None:
+            rewrite_primary_all = True
+        else:
+            primary = merged
     results[PRIMARY_METHOD] = AggregationResult(method=chosen, labels=primary.labels, probas=primary.probas,
                                                 skills=primary.skills, params={**primary.params, **selection})
     # the write phase: serialize writers of this campaign (extra rounds must not double up). The
@@ -308,8 +311,7 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
                  .where(col(AgreementReport.scope) != STATE_SCOPE))
     reports = agreement_rows(campaign, frame, results[PRIMARY_METHOD].labels, auditable)
     by_vendor = vendor_agreement(frame, results[PRIMARY_METHOD].labels)  # every judgment, auditable or not
-    reports += [report_row(campaign, r.scope, r.scope_key, r.metric, r.value, r.n)
-                for r in vendor_quality_rows(campaign, by_vendor)]
+    reports += vendor_quality_rows(campaign, by_vendor)
     n_touched = len(all_items) if touched is None else len(touched)
     reports.append(report_row(
         campaign, "campaign", str(campaign.id), "consensus_method", None, len(frame),

@@ -1,5 +1,6 @@
-"""reconcile_campaign on an in-memory SQLite database and on a fresh PostgreSQL one: auto consensus plus MV and DS rows for every item,
-incremental Dawid–Skene between full refits, agreement per campaign/vendor/batch and rater flags."""
+"""reconcile_campaign on an in-memory SQLite database and on a fresh PostgreSQL one: auto consensus plus MV
+and DS rows for every item, incremental Dawid–Skene between full refits, agreement per campaign/vendor/batch
+and rater flags."""
 
 from __future__ import annotations
 
@@ -91,6 +92,21 @@ def _deliver(session: Session, campaign: Campaign, items: list[Item], *, seed: i
     return batch
 
 
+def _edit_state(session: Session, **details: object) -> None:
+    """Change the stored incremental state (the chosen method, updates since the last full refit)."""
+    state = session.exec(select(AgreementReport).where(AgreementReport.scope == "state")).one()
+    state.details = {**state.details, **details}
+    session.add(state)
+    session.commit()
+
+
+def _reconcile_with_full_refit(session: Session, settings: Settings, campaign: Campaign, items: list[Item]) -> None:
+    """One more judgment, reconciled as the periodic full refit."""
+    _edit_state(session, updates_since_full=rec.FULL_REFIT_EVERY)
+    _deliver(session, campaign, items[:1], seed=3, raters=1)
+    assert rec.reconcile_campaign(session, settings, campaign.id).mode == "full"
+
+
 def _labels(session: Session, campaign: Campaign, method: str) -> pd.Series:
     rows = session.exec(select(ConsensusLabel.item_id, ConsensusLabel.label).where(
         ConsensusLabel.campaign_id == campaign.id).where(ConsensusLabel.method == method)).all()
@@ -128,12 +144,7 @@ def test_incremental_updates_touch_only_new_items_and_stay_close_to_full(session
     assert all(after[t] == before[t] for t in untouched)  # rows of unreached items were not rewritten
     inc = _labels(session, campaign, "ds")
     # a full refit from scratch of the same judgments agrees on almost every label
-    state = session.exec(select(AgreementReport).where(AgreementReport.scope == "state")).one()
-    state.details = {**state.details, "updates_since_full": rec.FULL_REFIT_EVERY}
-    session.add(state)
-    session.commit()
-    _deliver(session, campaign, items[:1], seed=3, raters=1)
-    assert rec.reconcile_campaign(session, settings, campaign.id).mode == "full"
+    _reconcile_with_full_refit(session, settings, campaign, items)
     full = _labels(session, campaign, "ds")
     assert (inc.reindex(full.index) == full).mean() > 0.97
 
@@ -145,10 +156,7 @@ def test_incremental_rewrites_only_reached_items_of_a_refit_method(session: Sess
     campaign, items = _campaign(session, 240)
     _deliver(session, campaign, items[:160], seed=1)
     rec.reconcile_campaign(session, settings, campaign.id)
-    state = session.exec(select(AgreementReport).where(AgreementReport.scope == "state")).one()
-    state.details = {**state.details, "chosen": "onecoin_ds"}
-    session.add(state)
-    session.commit()
+    _edit_state(session, chosen="onecoin_ds")
 
     def auto_rows() -> dict[str, ConsensusLabel]:
         return {str(c.item_id): c for c in session.exec(select(ConsensusLabel).where(
@@ -165,12 +173,7 @@ def test_incremental_rewrites_only_reached_items_of_a_refit_method(session: Sess
     stored_contested = sum(c.contested for c in after.values())
     assert result.contested == stored_contested
     # the next full refit rewrites every row from one fit
-    state = session.exec(select(AgreementReport).where(AgreementReport.scope == "state")).one()
-    state.details = {**state.details, "updates_since_full": rec.FULL_REFIT_EVERY}
-    session.add(state)
-    session.commit()
-    _deliver(session, campaign, items[:1], seed=3, raters=1)
-    assert rec.reconcile_campaign(session, settings, campaign.id).mode == "full"
+    _reconcile_with_full_refit(session, settings, campaign, items)
     assert len({c.computed_at for c in auto_rows().values()}) == 1
 
 
