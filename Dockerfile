@@ -36,7 +36,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
 
 # api (default); override the command for the other roles:
-#   worker:           crowdbridge worker --queues default --no-beat
+#   worker:           crowdbridge worker --queues default,reconcile --no-beat
 #   training worker:  crowdbridge worker --queues training --concurrency 1 --no-beat
 #   beat:             celery -A workers.app beat
 #   migrations:       crowdbridge db-upgrade

@@ -29,6 +29,7 @@ from sqlmodel import select
 
 from bench._harness import PrivateRedis, fresh_postgres
 from service.domain.campaigns import CampaignSpec, add_items, create_campaign, start_campaign
+from service.domain.outbox import PIPELINE_QUEUES
 from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
 from service.settings import get_settings
 from service.storage.db import migrate, session_scope
@@ -91,7 +92,7 @@ def run(small: bool, log: Any = sys.stderr) -> dict[str, Any]:
                                            "--loglevel", "WARNING", "-s", str(tmp / "beat-schedule")],
                                   env=env, log_path=tmp / "beat.log")
             workers.append(beat)  # stopped with the workers in the finally below
-            workers += [start_worker(env=env, queues="default", concurrency=2, beat=False, name=f"w{i}",
+            workers += [start_worker(env=env, queues=PIPELINE_QUEUES, concurrency=2, beat=False, name=f"w{i}",
                                     log_path=tmp / f"worker-{i}.log") for i in range(2)]
             with session_scope(db) as s:
                 campaign = create_campaign(s, CampaignSpec(name="chaos", kind=JudgmentKind.pairwise,
@@ -115,7 +116,7 @@ def run(small: bool, log: Any = sys.stderr) -> dict[str, Any]:
                         victim = rng.randrange(1, len(workers))  # workers[0] is beat
                         workers[victim].kill()
                         workers[victim].process.wait(timeout=10)
-                        workers[victim] = start_worker(env=env, queues="default", concurrency=2, beat=False,
+                        workers[victim] = start_worker(env=env, queues=PIPELINE_QUEUES, concurrency=2, beat=False,
                                                        name=f"w{victim}r", log_path=tmp / f"worker-{victim}r.log")
                     else:
                         lost_in_restart = redis_server.restart()

@@ -25,6 +25,7 @@ from sqlalchemy import func, text
 from sqlmodel import select
 
 from bench._harness import PrivateRedis, fresh_postgres
+from service.domain.outbox import PIPELINE_QUEUES
 from service.domain.campaigns import CampaignSpec, add_items, create_campaign, start_campaign
 from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
 from service.settings import get_settings
@@ -136,7 +137,7 @@ def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str,
 
             configure(app, get_settings())
             migrate(db)
-            processes += [start_worker(env=env, queues="default", concurrency=2, beat=i == 0, name=f"load{i}",
+            processes += [start_worker(env=env, queues=PIPELINE_QUEUES, concurrency=2, beat=i == 0, name=f"load{i}",
                                        log_path=tmp / f"worker-{i}.log", extra_args=["-I", "bench.ceiling_tasks"])
                           for i in range(2)]
             _wait_for_workers(app, 2)

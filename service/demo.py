@@ -28,6 +28,7 @@ from sqlmodel import select
 
 from service.broker import EmbeddedBroker
 from service.domain.campaigns import CampaignSpec, add_items, create_campaign, start_campaign
+from service.domain.outbox import PIPELINE_QUEUES
 from service.domain.reconcile import PRIMARY_METHOD
 from service.domain.retrain import unused_pairs
 from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
@@ -121,7 +122,7 @@ class Services:
                "CROWDBRIDGE_RETRAIN_MIN_NEW_PAIRS": str(self.settings.retrain_min_new_pairs),
                "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
         # as in production: one worker for the pipeline (with beat), one that consumes only `training`
-        self.processes.append(start_worker(env=env, queues="default", concurrency=2,
+        self.processes.append(start_worker(env=env, queues=PIPELINE_QUEUES, concurrency=2,
                                            log_path=self.run_dir / "worker.log"))
         self.processes.append(start_worker(env=env, queues="training", concurrency=1, beat=False,
                                            name="trainer", log_path=self.run_dir / "trainer.log"))
@@ -148,7 +149,7 @@ class Services:
                "CROWDBRIDGE_BATCH_SIZE": str(self.settings.batch_size),
                "CROWDBRIDGE_RETRAIN_MIN_NEW_PAIRS": str(self.settings.retrain_min_new_pairs),
                "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
-        self.processes.append(start_worker(env=env, queues="default", concurrency=2,
+        self.processes.append(start_worker(env=env, queues=PIPELINE_QUEUES, concurrency=2,
                                            log_path=self.run_dir / "worker.log"))
         self.processes.append(start_worker(env=env, queues="training", concurrency=1, beat=False,
                                            name="trainer", log_path=self.run_dir / "trainer.log"))

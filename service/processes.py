@@ -83,7 +83,7 @@ def start_vendor_sim(*, port: int, state_path: Path, api_key: str, log_path: Pat
     return proc
 
 
-def start_worker(*, env: Mapping[str, str], queues: str = "default,training", concurrency: int = 2,
+def start_worker(*, env: Mapping[str, str], queues: str = "default,reconcile,training", concurrency: int = 2,
                  beat: bool = True, log_path: Path | None = None, name: str = "worker",
                  extra_args: Sequence[str] = ()) -> ManagedProcess:
     args = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues, "-c", str(concurrency),

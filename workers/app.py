@@ -1,6 +1,6 @@
 """The Celery app, configured from ``Settings``. Every reliability setting says why it is set.
 
-Run: ``crowdbridge worker`` (or ``celery -A workers.app worker -Q default,training``).
+Run: ``crowdbridge worker`` (or ``celery -A workers.app worker -Q default,reconcile,training``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 from celery import Celery
 from kombu import Queue
 
+from service.domain import outbox
 from service.settings import Settings, get_settings
 
 __all__ = ["app", "configure"]
@@ -47,9 +48,10 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_soft_time_limit=settings.visibility_timeout_s - 30,
         task_time_limit=settings.visibility_timeout_s - 10,
         task_default_queue="default",
-        task_queues=(Queue("default"), Queue("training")),
-        # training runs on its own queue so GPU machines can consume only that one
-        task_routes={"workers.training.train_reward_model": {"queue": "training"}},
+        task_queues=(Queue("default"), Queue("reconcile"), Queue("training")),
+        # training runs on its own queue so GPU machines can consume only that one; reconciliation on its
+        # own so it never waits behind a beat tick's fan-out of polls (the outbox publishes on the same queues)
+        task_routes={task: {"queue": queue} for task, queue in outbox.QUEUES.items()},
         worker_hijack_root_logger=False,
         beat_schedule={
             "poll-open-batches": {"task": "workers.vendor.poll_open_batches", "schedule": settings.poll_interval_s},

@@ -144,7 +144,9 @@ def _print_demo_summary(summary: dict[str, Any]) -> None:
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="comma-separated queues (GPU machines: training)")] = "default,training",
+    queues: Annotated[str, typer.Option(
+        help="comma-separated queues: default (push, poll), reconcile, training (GPU machines: training only)")
+    ] = "default,reconcile,training",
     concurrency: Annotated[int, typer.Option(help="pool processes")] = 2,
     beat: Annotated[bool, typer.Option(help="also run the periodic scheduler (run it on one worker only)")] = True,
 ) -> None:
@@ -152,6 +154,10 @@ def worker(
     from service.broker import EmbeddedBroker
     from service.storage.db import migrate
 
+    names = {q.strip() for q in queues.split(",") if q.strip()}
+    if "default" in names and "reconcile" not in names:
+        console.print("[yellow]warning:[/] reconciliations are routed to the 'reconcile' queue and this worker does "
+                  "not consume it: make sure another worker does (--queues default,reconcile)")
     settings = get_settings()
     migrate(settings.resolved_database_url)
     broker = EmbeddedBroker(settings.broker_socket) if settings.embedded_broker else None

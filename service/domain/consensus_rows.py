@@ -86,5 +86,15 @@ def _delete_rows(session: Session, campaign: Campaign, method: str, items: pd.In
         session.exec(query)  # type: ignore[call-overload]
         return
     ids = [uuid.UUID(t) for t in items]
+    if session.get_bind().dialect.name == "postgresql":
+        # one statement, the ids as one uuid[] parameter, found through the (item_id, method) unique index;
+        # 500-id IN lists ANDed with the campaign took 2.0 s for 10k items x 3 methods at 100k items
+        # (the planner chose the campaign_id index and filtered every row of the campaign, 20 times)
+        cursor = session.connection().connection.driver_connection.cursor()  # the session's transaction
+        try:
+            cursor.execute("DELETE FROM consensuslabel WHERE item_id = ANY(%s) AND method = %s", (ids, method))
+        finally:
+            cursor.close()
+        return
     for i in range(0, len(ids), CHUNK):
         session.exec(query.where(col(ConsensusLabel.item_id).in_(ids[i:i + CHUNK])))  # type: ignore[call-overload]

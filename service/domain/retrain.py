@@ -107,7 +107,7 @@ def maybe_enqueue_retrain(session: Session, settings: Settings, campaign: Campai
     job = RetrainJob(campaign_id=campaign.id, model_family=campaign.model_family, trigger=trigger)
     session.add(job)
     session.flush()
-    outbox.enqueue(session, outbox.TRAIN, job.id, queue="training")
+    outbox.enqueue(session, outbox.TRAIN, job.id)
     return job
 
 

@@ -71,7 +71,7 @@ def requeue_stuck_work(session: Session, settings: Settings) -> int:
         if (lost_queued or died_running) and str(job.id) not in waiting:
             job.created_at = now  # the message goes out again; the job is claimed afresh when it runs
             session.add(job)
-            outbox.enqueue(session, outbox.TRAIN, job.id, queue="training")
+            outbox.enqueue(session, outbox.TRAIN, job.id)
             count += 1
     # the retraining policy once more: a trigger dropped while another run of the family was active
     # (debounce) or lost with its message is picked up here

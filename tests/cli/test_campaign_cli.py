@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.domain.outbox import PIPELINE_QUEUES
 from tests.support import pairwise_items, wait_for, worker
 from tests.workers.loop import loop_backend
 
@@ -22,7 +23,7 @@ def test_campaign_commands_run_the_loop_with_a_separate_worker(tmp_path: Path,
     items.write_text("\n".join(json.dumps(i) for i in pairwise_items(30)) + "\n")
     runner = CliRunner()
     with loop_backend("embedded", tmp_path, monkeypatch) as loop:
-        w = worker(loop.env, tmp_path / "worker.log", queues="default")
+        w = worker(loop.env, tmp_path / "worker.log", queues=PIPELINE_QUEUES)
         loop.stack.callback(w.stop)
         created = runner.invoke(app, ["campaign", "create", "cli-c", "--items", str(items), "--raters", "3",
                                       "--json"])

@@ -95,6 +95,19 @@ def test_full_pass_stores_every_judgment_once_despite_duplicates(settings: Setti
     assert campaign is not None and campaign.status is CampaignStatus.completed
 
 
+def test_reconciliations_go_out_on_their_own_queue(settings: Settings, vendor: Vendor) -> None:
+    """A completed batch's reconciliation must not wait behind the polls a beat tick fans out on ``default``."""
+    from workers.app import app
+
+    campaign_id = _campaign(settings, n=20)
+    _run_to_completion(settings, campaign_id)
+    with session_scope(settings.resolved_database_url) as s:
+        queues = {m.task: m.queue for m in s.exec(select(OutboxMessage))}
+    assert queues["workers.reconcile.reconcile_campaign"] == "reconcile"
+    assert queues["workers.vendor.push_batch"] == "default"
+    assert app.amqp.router.route({}, "workers.reconcile.reconcile_campaign")["queue"].name == "reconcile"
+
+
 def test_push_is_skipped_once_submitted(settings: Settings, vendor: Vendor) -> None:
     campaign_id = _campaign(settings, n=5)
     batch = _batches(settings, campaign_id)[0]

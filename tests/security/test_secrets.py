@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from service.domain.outbox import PIPELINE_QUEUES
 from service.storage.db import get_engine
 from tests.support import API_KEY, worker
 from tests.workers.loop import loop_backend, start_campaign_of, wait_finished
@@ -19,7 +20,7 @@ def test_vendor_key_is_in_no_log_and_no_row(tmp_path: Path, monkeypatch: pytest.
                                             caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with loop_backend("embedded", tmp_path, monkeypatch, "--error-rate=0.2", "--rate-limit-rate=0.1") as loop:
-        w = worker(loop.env, tmp_path / "worker.log", queues="default")
+        w = worker(loop.env, tmp_path / "worker.log", queues=PIPELINE_QUEUES)
         t = worker(loop.env, tmp_path / "trainer.log", queues="training", concurrency=1, beat=False, name="t")
         loop.stack.callback(w.stop)
         loop.stack.callback(t.stop)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from service.domain.outbox import PIPELINE_QUEUES
 from service.storage.db import session_scope
 from service.storage.models import Batch, BatchStatus, SubmissionAttempt
 from tests.support import wait_for, worker
@@ -27,7 +28,7 @@ def test_killed_worker_mid_push_loses_nothing_and_pays_once(tmp_path: Path, monk
     # the sweeper treats a push idle for 3 s as stuck
     with loop_backend("postgres+redis", tmp_path, monkeypatch, "--slow-rate=1.0", stuck_after_s=3,
                       visibility_timeout_s=60) as loop:
-        first = worker(loop.env, tmp_path / "worker-1.log", queues="default")
+        first = worker(loop.env, tmp_path / "worker-1.log", queues=PIPELINE_QUEUES)
         trainer = worker(loop.env, tmp_path / "trainer.log", queues="training", concurrency=1, beat=False,
                          name="trainer")
         loop.stack.callback(trainer.stop)
@@ -40,7 +41,7 @@ def test_killed_worker_mid_push_loses_nothing_and_pays_once(tmp_path: Path, monk
             first.kill()  # SIGKILL the worker, its pool children and beat
         first.process.wait(timeout=10)
         assert _submitting(loop.url), "the kill should have left a batch mid-submit"
-        second = worker(loop.env, tmp_path / "worker-2.log", queues="default")
+        second = worker(loop.env, tmp_path / "worker-2.log", queues=PIPELINE_QUEUES)
         loop.stack.callback(second.stop)
         wait_finished(loop, campaign_id, timeout=240)
         ledger = assert_books_balance(loop, campaign_id, n_items)

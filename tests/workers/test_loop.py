@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from service.domain.outbox import PIPELINE_QUEUES
 from tests.support import worker
 from tests.workers.loop import assert_books_balance, loop_backend, start_campaign_of, wait_finished
 
@@ -19,7 +20,7 @@ def test_every_judgment_is_stored_exactly_once_and_every_item_reconciled(
         backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     n_items = 60
     with loop_backend(backend, tmp_path, monkeypatch, *FAULTS) as loop:
-        loop.stack.enter_context(_stopping(worker(loop.env, tmp_path / "worker.log", queues="default")))
+        loop.stack.enter_context(_stopping(worker(loop.env, tmp_path / "worker.log", queues=PIPELINE_QUEUES)))
         loop.stack.enter_context(_stopping(worker(loop.env, tmp_path / "trainer.log", queues="training",
                                                   concurrency=1, beat=False, name="trainer")))
         campaign_id = start_campaign_of(loop, n_items, raters=3)
