@@ -54,7 +54,7 @@ class PrivateRedis:
         client = redis.Redis(port=self.port)
         lost = 0
         with contextlib.suppress(redis.RedisError):
-            lost = sum(client.llen(q) for q in ("default", "training")) + client.hlen("unacked")
+            lost = sum(client.llen(q) for q in ("default", "reconcile", "training")) + client.hlen("unacked")
         self.stop()
         self.start()
         return lost

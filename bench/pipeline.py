@@ -6,8 +6,11 @@ End to end = push -> vendor -> poll -> ingest -> reconcile, on Redis + PostgreSQ
 processes, the simulated vendor answering at once (no faults), 500-item batches. The ceiling is
 a no-op batched Celery task doing one bulk SQL insert of the same number of rows per batch, on
 the same broker, database and workers, measured before and after the end-to-end runs; the ratio
-uses the higher of the two. Reported: judgments/s, ceiling rows/s, their ratio, and
-how the cost grows with items and with raters per item. ``--full`` adds 100k items.
+uses the higher of the two. Reported: judgments/s, ceiling rows/s, their ratio, how the cost
+grows with items and with raters per item, and where the CPU goes: microseconds of CPU per
+judgment (and per ceiling row) spent by the vendor, the workers, PostgreSQL, Redis and this
+driver (bench._cpu). On a machine whose cores are all busy, cores / total CPU per judgment bounds
+the end-to-end rate. ``--full`` adds 100k items.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from bench._harness import PrivateRedis, fresh_postgres
-from service.domain.outbox import PIPELINE_QUEUES
+from bench._cpu import CpuMeter, postmaster_pid
+from bench._harness import PG_ADMIN, PrivateRedis, fresh_postgres
 from service.domain.campaigns import CampaignSpec, add_items, create_campaign, start_campaign
+from service.domain.outbox import PIPELINE_QUEUES
 from service.processes import ManagedProcess, free_port, start_vendor_sim, start_worker
 from service.settings import get_settings
 from service.storage.db import get_engine, migrate, session_scope
@@ -56,7 +61,14 @@ def _wait(predicate: Any, timeout: float) -> None:
     raise TimeoutError("the run did not finish in time")
 
 
-def _ceiling(db: str, rows: int) -> float:
+def _per_unit(cpu: dict[str, float], units: int) -> dict[str, float]:
+    """CPU microseconds per judgment (or ceiling row), per part and in total."""
+    out = {name: round(1e6 * seconds / units, 1) for name, seconds in cpu.items()}
+    out["total"] = round(sum(out.values()), 1)
+    return out
+
+
+def _ceiling(db: str, rows: int, meter: CpuMeter) -> tuple[float, dict[str, float]]:
     from bench.ceiling_tasks import ceiling_rows, insert_batch, metadata
 
     engine = get_engine(db)
@@ -64,6 +76,7 @@ def _ceiling(db: str, rows: int) -> float:
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE bench_ceiling_rows"))
     n_batches = max(1, rows // BATCH)
+    meter.start()
     started = time.monotonic()
     for b in range(n_batches):
         insert_batch.delay(f"b{b}", BATCH)
@@ -73,10 +86,11 @@ def _ceiling(db: str, rows: int) -> float:
             return conn.execute(select(func.count()).select_from(ceiling_rows)).scalar_one() >= n_batches * BATCH
 
     _wait(done, 600)
-    return n_batches * BATCH / (time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return n_batches * BATCH / seconds, _per_unit(meter.stop(), n_batches * BATCH)
 
 
-def _end_to_end(db: str, n_items: int, raters: int, tag: str) -> dict[str, float]:
+def _end_to_end(db: str, n_items: int, raters: int, tag: str, meter: CpuMeter) -> dict[str, Any]:
     from workers.relay import relay_outbox
 
     with session_scope(db) as s:
@@ -86,6 +100,7 @@ def _end_to_end(db: str, n_items: int, raters: int, tag: str) -> dict[str, float
                                 for i in range(n_items)])
         s.commit()
         campaign_id = campaign.id
+    meter.start()
     started = time.monotonic()
     with session_scope(db) as s:
         start_campaign(s, get_settings(), s.get(Campaign, campaign_id))  # type: ignore[arg-type]
@@ -109,10 +124,12 @@ def _end_to_end(db: str, n_items: int, raters: int, tag: str) -> dict[str, float
 
     _wait(done, 3600)
     seconds = time.monotonic() - started
+    cpu = meter.stop()
     with session_scope(db) as s:
         stored = s.exec(select(func.count()).select_from(Judgment).where(Judgment.campaign_id == campaign_id)).one()
     return {"items": n_items, "raters": raters, "judgments": stored, "seconds": round(seconds, 2), **marks,
-            "judgments_per_s": round(stored / seconds, 1), "ms_per_item": round(1000 * seconds / n_items, 3)}
+            "judgments_per_s": round(stored / seconds, 1), "ms_per_item": round(1000 * seconds / n_items, 3),
+            "cpu_us_per_judgment": _per_unit(cpu, stored)}
 
 
 def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str, Any]:
@@ -141,26 +158,33 @@ def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str,
                                        log_path=tmp / f"worker-{i}.log", extra_args=["-I", "bench.ceiling_tasks"])
                           for i in range(2)]
             _wait_for_workers(app, 2)
+            workers = [p.process.pid for p in processes[1:]]
+            meter = CpuMeter({"vendor": [processes[0].process.pid], "workers": workers,
+                              "postgres": [postmaster_pid(PG_ADMIN)],
+                              "redis": [redis_server.process.pid if redis_server.process else None],
+                              "driver": [os.getpid()]})
             # the ceiling is measured before and after the end-to-end runs (their dead rows and autovacuum
             # lower the second by up to a third on this machine); the ratio uses the higher one
             expected_rows = max(sizes) * 5
             print(f"pipeline: ceiling with {expected_rows} rows (before) ...", file=log)
-            ceilings = [_ceiling(db, expected_rows)]
+            ceilings = [_ceiling(db, expected_rows, meter)]
             runs = []
             for n in sizes:
                 print(f"pipeline: {n} items x 5 raters ...", file=log)
-                runs.append(_end_to_end(db, n, 5, f"n{n}"))
+                runs.append(_end_to_end(db, n, 5, f"n{n}", meter))
             by_raters = []
             for r in raters:
                 print(f"pipeline: 2000 items x {r} raters ...", file=log)
-                by_raters.append(_end_to_end(db, 2000, r, f"r{r}"))
+                by_raters.append(_end_to_end(db, 2000, r, f"r{r}", meter))
             reference = max(runs, key=lambda r: r["judgments"])
             print(f"pipeline: ceiling with {reference['judgments']} rows (after) ...", file=log)
-            ceilings.append(_ceiling(db, int(reference["judgments"])))
-            ceiling = max(ceilings)
+            ceilings.append(_ceiling(db, int(reference["judgments"]), meter))
+            ceiling, ceiling_cpu = max(ceilings, key=lambda c: c[0])
             return {"batch_items": BATCH, "workers": 2, "concurrency_per_worker": 2,
                     "ceiling_rows_per_s": round(ceiling, 1),
-                    "ceiling_runs_rows_per_s": [round(c, 1) for c in ceilings],
+                    "ceiling_runs_rows_per_s": [round(c, 1) for c, _ in ceilings],
+                    "ceiling_cpu_us_per_row": ceiling_cpu,
+                    "cpu_cores": psutil.cpu_count(),
                     "stored_judgments_per_s": round(reference["judgments"] / reference["stored_s"], 1)
                     if reference.get("stored_s") else None,
                     "by_items": runs, "by_raters": by_raters,
@@ -194,6 +218,12 @@ def main() -> None:
         print(f"storing alone (until every judgment is in): {result['stored_judgments_per_s']:.0f} judgments/s = "
               f"{result['stored_judgments_per_s'] / result['ceiling_rows_per_s']:.2f} of the ceiling")
     print(f"end to end / ceiling = {result['ratio_to_ceiling']:.2f} (target >= 0.50)")
+    reference = max(result["by_items"], key=lambda r: r["judgments"])
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in reference["cpu_us_per_judgment"].items() if k != "total")
+    ceiling_parts = ", ".join(f"{k} {v:.0f}" for k, v in result["ceiling_cpu_us_per_row"].items() if k != "total")
+    print(f"CPU per judgment end to end: {reference['cpu_us_per_judgment']['total']:.0f} us ({parts}); "
+          f"per ceiling row: {result['ceiling_cpu_us_per_row']['total']:.0f} us ({ceiling_parts}); "
+          f"{result['cpu_cores']} cores")
 
 
 if __name__ == "__main__":
