@@ -68,12 +68,11 @@ def response_letter(index: int) -> str:
 
 def valid_label(kind: JudgmentKind, label: str, n_responses: int, scale: int = 5) -> bool:
     """True when ``label`` is a well-formed canonical label for this kind of item."""
-    letters = {response_letter(i) for i in range(n_responses)}
     if kind is JudgmentKind.pairwise:
         return label in {"A", "B", "tie"}
     if kind is JudgmentKind.ranking:
         parts = label.split(">")
-        return len(parts) == n_responses and set(parts) == letters
+        return len(parts) == n_responses and set(parts) == {response_letter(i) for i in range(n_responses)}
     if kind is JudgmentKind.rating:
         return label.isdigit() and 1 <= int(label) <= scale
     return label in {"up", "down"}

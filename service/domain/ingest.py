@@ -81,20 +81,23 @@ def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultP
             items = batch_items(session, batch)
         rows = []
         now = utcnow()
+        # the same for every row: read once (each ORM attribute read costs more than building the row's dict)
+        kind, scale, campaign_id, batch_id, vendor = campaign.kind, campaign.rating_scale, campaign.id, batch.id, \
+            batch.vendor
         for j in page.judgments:
             item_id, n = items.get(j.item_id, (None, 0))
             if item_id is None:
                 bad.append(MalformedRecord(raw=_raw_text(j), reason=f"task {j.item_id!r} is not an item of batch "
-                                                                      f"{batch.id}"))
-            elif not valid_label(campaign.kind, j.label, n, campaign.rating_scale):
+                                                                      f"{batch_id}"))
+            elif not valid_label(kind, j.label, n, scale):
                 bad.append(MalformedRecord(raw=_raw_text(j), reason=f"label {j.label!r} is not a valid "
-                                                                      f"{campaign.kind.value} answer for an item "
+                                                                      f"{kind.value} answer for an item "
                                                                       f"with {n} responses"))
-            else:
-                rows.append({"id": uuid.uuid4(), "campaign_id": campaign.id, "item_id": item_id,
-                             "batch_id": batch.id, "vendor": batch.vendor, "vendor_judgment_id": j.vendor_judgment_id,
-                             "rater_id": j.rater_id, "label": j.label, "started_at": j.started_at,
-                             "submitted_at": j.submitted_at, "received_at": now, "cost": j.cost, "raw": j.raw})
+            else:  # no "id": bulk_insert has the database make it
+                rows.append({"campaign_id": campaign_id, "item_id": item_id, "batch_id": batch_id, "vendor": vendor,
+                             "vendor_judgment_id": j.vendor_judgment_id, "rater_id": j.rater_id, "label": j.label,
+                             "started_at": j.started_at, "submitted_at": j.submitted_at, "received_at": now,
+                             "cost": j.cost, "raw": j.raw})
         if rows:
             inserted = bulk_insert(session, Judgment.__table__, rows,  # type: ignore[attr-defined]
                                    on_conflict=["vendor", "vendor_judgment_id"], returning="id")

@@ -14,17 +14,22 @@ many rows were inserted (conflicts skipped). History, each profiled on judgment 
 
 Rows holding a float NaN/inf (JSON cannot carry them) still go through ``COPY``. On SQLite,
 SQLAlchemy's executemany batching is already fast and is used as is.
+
+Rows may leave out a UUID primary key ``id``: each gets a new random one, on PostgreSQL from
+``gen_random_uuid()`` in the same statement (a ``uuid.uuid4()`` per row was ~2.5 us of a poll's ~20 us of
+Python per judgment; the server makes one in ~0.3 us).
 """
 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Table, Uuid
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
@@ -48,7 +53,14 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
         return 0
     columns = tuple(rows[0])
     conflict = tuple(on_conflict) if on_conflict is not None else None
-    if session.get_bind().dialect.name == "postgresql":
+    new_ids = "id" not in columns and "id" in table.c and isinstance(table.c["id"].type, Uuid)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and new_ids and _json_safe(table, rows, columns):
+        return _pg_json_insert(session, table, rows, columns, conflict, new_ids=True)
+    if new_ids:
+        rows = [{"id": uuid.uuid4(), **row} for row in rows]
+        columns = ("id", *columns)
+    if postgres:
         if _json_safe(table, rows, columns):
             return _pg_json_insert(session, table, rows, columns, conflict)
         return _pg_copy_insert(session, table, rows, columns, conflict, returning)
@@ -74,11 +86,12 @@ def _conflict_clause(conflict: tuple[str, ...] | None) -> str:
 
 
 def _pg_json_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], columns: tuple[str, ...],
-                    conflict: tuple[str, ...] | None) -> int:
+                    conflict: tuple[str, ...] | None, *, new_ids: bool = False) -> int:
     names = ", ".join(f'"{c}"' for c in columns)
     payload = orjson.dumps(rows if isinstance(rows, list) else list(rows),
                            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str)
-    sql = (f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM '
+    targets, values = (f'"id", {names}', f"gen_random_uuid(), {names}") if new_ids else (names, names)
+    sql = (f'INSERT INTO "{table.name}" ({targets}) SELECT {values} FROM '
            f'json_populate_recordset(NULL::"{table.name}", %s::json){_conflict_clause(conflict)}')
     cursor = session.connection().connection.driver_connection.cursor()  # same transaction as the session
     try:
