@@ -42,7 +42,7 @@ import pandas as pd
 from sqlalchemy import String, cast, delete
 from sqlmodel import Session, col, select
 
-from service.aggregation import AggregationResult, DawidSkene, fit_method
+from service.aggregation import AggregationResult, DawidSkene, fit_method, select_method
 from service.domain.agreement_rows import agreement_rows, report_row
 from service.domain.campaigns import PRIMARY_CONSENSUS, get_campaign, lock_campaign
 from service.domain.consensus_rows import replace_consensus
@@ -279,9 +279,10 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     else:
         ds = DawidSkene().fit(labels_frame, gold=gold_arg)
         touched = None
-        auto = fit_method("auto", labels_frame, gold=gold_arg)
-        chosen = auto.method
-        selection = {k: auto.params[k] for k in ("reason", "scores")}
+        # the choice only: the chosen method is fitted on all the data once, below (or is DS or MV, fitted
+        # anyway); fit_method("auto") fitted it again, a third full fit when it was neither
+        chosen, scores, reason = select_method(labels_frame, gold=gold_arg)
+        selection = {"reason": reason, "scores": scores}
         updates = 0
     results: dict[str, AggregationResult] = {"ds": ds.result(), "mv": fit_method("mv", labels_frame, gold=gold_arg)}
     primary = results[chosen] if chosen in results else fit_method(chosen, labels_frame, gold=gold_arg)
