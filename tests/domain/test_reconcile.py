@@ -128,6 +128,27 @@ def test_every_item_gets_auto_mv_and_ds_rows_and_auto_beats_nothing_worse(sessio
     assert chosen.details["chosen"] == result.method and "held-out" in chosen.details["reason"]
 
 
+@pytest.mark.parametrize("chosen", ["ds", "mv"])
+def test_primary_rows_equal_the_chosen_methods_rows_full_and_incremental(
+        session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch, chosen: str) -> None:
+    """When auto picks a method that is stored anyway, its rows are copies (on PostgreSQL, on the server)."""
+    monkeypatch.setattr(rec, "select_method", lambda *a, **k: (chosen, {chosen: -0.5}, "picked by the test"))
+    campaign, items = _campaign(session, 120)
+
+    def rows(method: str) -> dict[str, tuple[object, ...]]:
+        return {str(c.item_id): (c.label, round(c.confidence, 12), c.posterior, c.n_judgments, c.contested)
+                for c in session.exec(select(ConsensusLabel).where(ConsensusLabel.campaign_id == campaign.id)
+                                      .where(ConsensusLabel.method == method))}
+
+    _deliver(session, campaign, items[:80], seed=1)
+    assert rec.reconcile_campaign(session, settings, campaign.id).method == chosen
+    assert rows("auto") == rows(chosen) and len(rows("auto")) == 80
+    _deliver(session, campaign, items[80:], seed=2)
+    result = rec.reconcile_campaign(session, settings, campaign.id)
+    assert result.mode == "incremental" and result.touched_items == 40
+    assert rows("auto") == rows(chosen) and len(rows("auto")) == 120
+
+
 def test_incremental_updates_touch_only_new_items_and_stay_close_to_full(session: Session, settings: Settings) -> None:
     campaign, items = _campaign(session, 240)
     _deliver(session, campaign, items[:160], seed=1)
