@@ -21,7 +21,7 @@ from service.cli.common import print_json
 from service.cli.models import export_pairs, models_app, retrain
 from service.settings import get_settings
 
-__all__ = ["app", "main"]
+__all__ = ["app", "check_worker_queues", "main"]
 
 app = typer.Typer(help="crowdbridge: RLHF human feedback from labeling vendors to reward models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -142,6 +142,21 @@ def _print_demo_summary(summary: dict[str, Any]) -> None:
     out.print(table)
 
 
+def check_worker_queues(queues: str) -> list[str]:
+    """Warnings for ``--queues``; an unknown queue name is an error (a worker on it would wait forever)."""
+    from service.domain.outbox import KNOWN_QUEUES
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in names if q not in KNOWN_QUEUES]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown queue(s) {unknown or [queues]}: choose from {', '.join(KNOWN_QUEUES)}",
+                                 param_hint="--queues")
+    if "default" in names and "reconcile" not in names:
+        return ["reconciliations are routed to the 'reconcile' queue and this worker does not consume it: make "
+                "sure another worker does (--queues default,reconcile)"]
+    return []
+
+
 @app.command()
 def worker(
     queues: Annotated[str, typer.Option(
@@ -154,10 +169,8 @@ def worker(
     from service.broker import EmbeddedBroker
     from service.storage.db import migrate
 
-    names = {q.strip() for q in queues.split(",") if q.strip()}
-    if "default" in names and "reconcile" not in names:
-        console.print("[yellow]warning:[/] reconciliations are routed to the 'reconcile' queue and this worker does "
-                  "not consume it: make sure another worker does (--queues default,reconcile)")
+    for warning in check_worker_queues(queues):
+        console.print(f"[yellow]warning:[/] {warning}")
     settings = get_settings()
     migrate(settings.resolved_database_url)
     broker = EmbeddedBroker(settings.broker_socket) if settings.embedded_broker else None

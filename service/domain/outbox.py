@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from service.storage.models import OutboxMessage
 from service.storage.types import utcnow
 
-__all__ = ["PIPELINE_QUEUES", "PUSH_BATCH", "POLL_BATCH", "QUEUES", "RECONCILE", "TRAIN", "claim_unpublished", "enqueue",
+__all__ = ["KNOWN_QUEUES", "PIPELINE_QUEUES", "PUSH_BATCH", "POLL_BATCH", "QUEUES", "RECONCILE", "TRAIN", "claim_unpublished", "enqueue",
            "mark_published"]
 
 PUSH_BATCH = "workers.vendor.push_batch"
@@ -30,6 +30,7 @@ TRAIN = "workers.training.train_reward_model"
 #   judgments were in, and the whole-campaign refit it then ran was the run's ~14 s tail).
 QUEUES = {TRAIN: "training", RECONCILE: "reconcile"}
 PIPELINE_QUEUES = "default,reconcile"  # what a CPU worker consumes (`crowdbridge worker --queues`)
+KNOWN_QUEUES = ("default", "reconcile", "training")
 
 
 def enqueue(session: Session, task: str, *args: Any) -> OutboxMessage:

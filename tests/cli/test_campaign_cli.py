@@ -54,3 +54,13 @@ def test_campaign_commands_run_the_loop_with_a_separate_worker(tmp_path: Path,
         assert runner.invoke(app, ["campaign", "export", "cli-c", "--out", str(consensus),
                                    "--what", "consensus"]).exit_code == 0
         assert len(pd.read_csv(consensus)) >= 30
+
+
+def test_worker_refuses_an_unknown_queue_and_warns_when_nothing_consumes_reconcile() -> None:
+    from service.cli import check_worker_queues
+
+    result = CliRunner().invoke(app, ["worker", "--queues", "defualt"])
+    assert result.exit_code == 2 and "unknown queue" in result.output and "defualt" in result.output
+    assert check_worker_queues("default,reconcile,training") == []
+    assert check_worker_queues("training") == []
+    assert "reconcile" in check_worker_queues("default")[0]
