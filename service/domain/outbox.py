@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 from service.storage.models import OutboxMessage
 from service.storage.types import utcnow
 
-__all__ = ["KNOWN_QUEUES", "PIPELINE_QUEUES", "PUSH_BATCH", "POLL_BATCH", "QUEUES", "RECONCILE", "TRAIN", "claim_unpublished", "enqueue",
-           "mark_published"]
+__all__ = ["KNOWN_QUEUES", "PIPELINE_QUEUES", "POLL_BATCH", "PUSH_BATCH", "QUEUES", "RECONCILE", "TRAIN",
+           "claim_unpublished", "enqueue", "mark_published"]
 
 PUSH_BATCH = "workers.vendor.push_batch"
 POLL_BATCH = "workers.vendor.poll_batch"

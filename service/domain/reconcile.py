@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import io
 import time
-from functools import partial
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
