@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from service.domain.outbox import KNOWN_QUEUES
 from service.processes import free_port
 
 PG_ADMIN = os.environ.get("CROWDBRIDGE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -54,7 +55,7 @@ class PrivateRedis:
         client = redis.Redis(port=self.port)
         lost = 0
         with contextlib.suppress(redis.RedisError):
-            lost = sum(client.llen(q) for q in ("default", "reconcile", "training")) + client.hlen("unacked")
+            lost = sum(client.llen(q) for q in KNOWN_QUEUES) + client.hlen("unacked")
         self.stop()
         self.start()
         return lost

@@ -132,6 +132,35 @@ def _end_to_end(db: str, n_items: int, raters: int, tag: str, meter: CpuMeter) -
             "cpu_us_per_judgment": _per_unit(cpu, stored)}
 
 
+def _measure(db: str, meter: CpuMeter, sizes: list[int], raters: list[int], log: Any) -> dict[str, Any]:
+    # the ceiling is measured before and after the end-to-end runs (their dead rows and autovacuum lower the
+    # second by up to a third on this machine); the ratio uses the higher one
+    expected_rows = max(sizes) * 5
+    print(f"pipeline: ceiling with {expected_rows} rows (before) ...", file=log)
+    ceilings = [_ceiling(db, expected_rows, meter)]
+    runs = []
+    for n in sizes:
+        print(f"pipeline: {n} items x 5 raters ...", file=log)
+        runs.append(_end_to_end(db, n, 5, f"n{n}", meter))
+    by_raters = []
+    for r in raters:
+        print(f"pipeline: 2000 items x {r} raters ...", file=log)
+        by_raters.append(_end_to_end(db, 2000, r, f"r{r}", meter))
+    reference = max(runs, key=lambda r: r["judgments"])
+    print(f"pipeline: ceiling with {reference['judgments']} rows (after) ...", file=log)
+    ceilings.append(_ceiling(db, int(reference["judgments"]), meter))
+    ceiling, ceiling_cpu = max(ceilings, key=lambda c: c[0])
+    return {"batch_items": BATCH, "workers": 2, "concurrency_per_worker": 2,
+            "ceiling_rows_per_s": round(ceiling, 1),
+            "ceiling_runs_rows_per_s": [round(c, 1) for c, _ in ceilings],
+            "ceiling_cpu_us_per_row": ceiling_cpu, "cpu_cores": psutil.cpu_count(),
+            "stored_judgments_per_s": round(reference["judgments"] / reference["stored_s"], 1)
+            if reference.get("stored_s") else None,
+            "by_items": runs, "by_raters": by_raters,
+            "end_to_end_judgments_per_s": reference["judgments_per_s"],
+            "ratio_to_ceiling": round(reference["judgments_per_s"] / ceiling, 3)}
+
+
 def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="cb-load-"))
     redis_server = PrivateRedis(tmp)
@@ -141,8 +170,9 @@ def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str,
         with fresh_postgres("cb_load") as db:
             try:
                 port = free_port()
-                processes.append(start_vendor_sim(port=port, state_path=tmp / "vendor.db", api_key=API_KEY,
-                                                  log_path=tmp / "vendor.log", extra_args=["--turnaround=0.01"]))
+                vendor = start_vendor_sim(port=port, state_path=tmp / "vendor.db", api_key=API_KEY,
+                                          log_path=tmp / "vendor.log", extra_args=["--turnaround=0.01"])
+                processes.append(vendor)
                 env = {"CROWDBRIDGE_DATA_DIR": str(tmp / "data"), "CROWDBRIDGE_DATABASE_URL": db,
                        "CROWDBRIDGE_BROKER_URL": redis_server.url,
                        "CROWDBRIDGE_SIMULATED__BASE_URL": f"http://127.0.0.1:{port}",
@@ -156,48 +186,20 @@ def run(sizes: list[int], raters: list[int], log: Any = sys.stderr) -> dict[str,
 
                 configure(app, get_settings())
                 migrate(db)
-                processes += [start_worker(env=env, queues=PIPELINE_QUEUES, concurrency=2, beat=i == 0, name=f"load{i}",
-                                           log_path=tmp / f"worker-{i}.log", extra_args=["-I", "bench.ceiling_tasks"])
-                              for i in range(2)]
+                workers = [start_worker(env=env, queues=PIPELINE_QUEUES, concurrency=2, beat=i == 0,
+                                        name=f"load{i}", log_path=tmp / f"worker-{i}.log",
+                                        extra_args=["-I", "bench.ceiling_tasks"]) for i in range(2)]
+                processes += workers
                 _wait_for_workers(app, 2)
-                workers = [p.process.pid for p in processes[1:]]
-                meter = CpuMeter({"vendor": [processes[0].process.pid], "workers": workers,
+                meter = CpuMeter({"vendor": [vendor.process.pid], "workers": [w.process.pid for w in workers],
                                   "postgres": [postmaster_pid(PG_ADMIN)],
                                   "redis": [redis_server.process.pid if redis_server.process else None],
                                   "driver": [os.getpid()]})
-                # the ceiling is measured before and after the end-to-end runs (their dead rows and autovacuum
-                # lower the second by up to a third on this machine); the ratio uses the higher one
-                expected_rows = max(sizes) * 5
-                print(f"pipeline: ceiling with {expected_rows} rows (before) ...", file=log)
-                ceilings = [_ceiling(db, expected_rows, meter)]
-                runs = []
-                for n in sizes:
-                    print(f"pipeline: {n} items x 5 raters ...", file=log)
-                    runs.append(_end_to_end(db, n, 5, f"n{n}", meter))
-                by_raters = []
-                for r in raters:
-                    print(f"pipeline: 2000 items x {r} raters ...", file=log)
-                    by_raters.append(_end_to_end(db, 2000, r, f"r{r}", meter))
-                reference = max(runs, key=lambda r: r["judgments"])
-                print(f"pipeline: ceiling with {reference['judgments']} rows (after) ...", file=log)
-                ceilings.append(_ceiling(db, int(reference["judgments"]), meter))
-                ceiling, ceiling_cpu = max(ceilings, key=lambda c: c[0])
-                return {"batch_items": BATCH, "workers": 2, "concurrency_per_worker": 2,
-                        "ceiling_rows_per_s": round(ceiling, 1),
-                        "ceiling_runs_rows_per_s": [round(c, 1) for c, _ in ceilings],
-                        "ceiling_cpu_us_per_row": ceiling_cpu,
-                        "cpu_cores": psutil.cpu_count(),
-                        "stored_judgments_per_s": round(reference["judgments"] / reference["stored_s"], 1)
-                        if reference.get("stored_s") else None,
-                        "by_items": runs, "by_raters": by_raters,
-                        "end_to_end_judgments_per_s": reference["judgments_per_s"],
-                        "ratio_to_ceiling": round(reference["judgments_per_s"] / ceiling, 3)}
+                return _measure(db, meter, sizes, raters, log)
             finally:  # before the database is dropped: beat polls it until the workers stop
                 for p in processes:
                     p.stop()
     finally:
-        for p in processes:
-            p.stop()
         redis_server.stop()
 
 

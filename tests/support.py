@@ -57,6 +57,30 @@ def fresh_postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def schema_session(database: str) -> Iterator[Any]:
+    """A SQLModel session on a fresh schema: ``"sqlite"`` in memory, or ``"postgresql"`` in a fresh database
+    (skips the test when PostgreSQL is not reachable). For tests that run a domain function on both."""
+    import pytest
+    from sqlalchemy.pool import StaticPool
+    from sqlmodel import Session, SQLModel, create_engine
+
+    if database == "sqlite":
+        engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
+        SQLModel.metadata.create_all(engine)
+        with Session(engine) as session:
+            yield session
+        return
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (CROWDBRIDGE_TEST_PG)")
+    with fresh_postgres() as url:
+        engine = create_engine(url)
+        SQLModel.metadata.create_all(engine)
+        with Session(engine) as session:
+            yield session
+        engine.dispose()
+
+
+@contextlib.contextmanager
 def fresh_redis_db() -> Iterator[str]:
     """A Redis db number that nobody else in this run uses; flushed before and after."""
     db = random.randint(1, 15)

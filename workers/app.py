@@ -48,7 +48,7 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_soft_time_limit=settings.visibility_timeout_s - 30,
         task_time_limit=settings.visibility_timeout_s - 10,
         task_default_queue="default",
-        task_queues=(Queue("default"), Queue("reconcile"), Queue("training")),
+        task_queues=tuple(Queue(name) for name in outbox.KNOWN_QUEUES),
         # training runs on its own queue so GPU machines can consume only that one; reconciliation on its
         # own so it never waits behind a beat tick's fan-out of polls (the outbox publishes on the same queues)
         task_routes={task: {"queue": queue} for task, queue in outbox.QUEUES.items()},

@@ -82,8 +82,8 @@ def store_page(session: Session, batch: Batch, campaign: Campaign, page: ResultP
         rows = []
         now = utcnow()
         # the same for every row: read once (each ORM attribute read costs more than building the row's dict)
-        kind, scale, campaign_id, batch_id, vendor = campaign.kind, campaign.rating_scale, campaign.id, batch.id, \
-            batch.vendor
+        kind, scale = campaign.kind, campaign.rating_scale
+        campaign_id, batch_id, vendor = campaign.id, batch.id, batch.vendor
         for j in page.judgments:
             item_id, n = items.get(j.item_id, (None, 0))
             if item_id is None:

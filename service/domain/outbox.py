@@ -29,8 +29,8 @@ TRAIN = "workers.training.train_reward_model"
 #   (pipeline bench, 100k items: ~170 queued polls held the first reconciliation back until 91% of the
 #   judgments were in, and the whole-campaign refit it then ran was the run's ~14 s tail).
 QUEUES = {TRAIN: "training", RECONCILE: "reconcile"}
+KNOWN_QUEUES = ("default", *sorted(set(QUEUES.values())))  # ("default", "reconcile", "training")
 PIPELINE_QUEUES = "default,reconcile"  # what a CPU worker consumes (`crowdbridge worker --queues`)
-KNOWN_QUEUES = ("default", "reconcile", "training")
 
 
 def enqueue(session: Session, task: str, *args: Any) -> OutboxMessage:

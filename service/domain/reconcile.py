@@ -34,7 +34,6 @@ import io
 import time
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,7 @@ from sqlmodel import Session, col, select
 from service.aggregation import AggregationResult, DawidSkene, fit_method, select_method
 from service.domain.agreement_rows import agreement_rows, report_row
 from service.domain.campaigns import PRIMARY_CONSENSUS, get_campaign, lock_campaign
-from service.domain.consensus_rows import copy_consensus, replace_consensus
+from service.domain.consensus_rows import replace_consensus
 from service.domain.overlap import request_extra_judgments, vendor_agreement, vendor_quality_rows
 from service.domain.retrain import maybe_enqueue_retrain
 from service.settings import Settings
@@ -303,10 +302,9 @@ def reconcile_campaign(session: Session, settings: Settings, campaign_ref: uuid.
     all_items = pd.Index(counts.index)
     for method in CONSENSUS_METHODS:  # the primary last: when it chose DS or MV, it copies their new rows
         rewrite = None if touched is None or (method == PRIMARY_METHOD and rewrite_primary_all) else touched
-        write = replace_consensus if method != PRIMARY_METHOD or chosen not in results else \
-            partial(copy_consensus, source=chosen)
-        write(session, campaign, method, results[method], all_items if rewrite is None else rewrite,
-              counts, settings.contested_threshold, all_items=rewrite is None)
+        replace_consensus(session, campaign, method, results[method], all_items if rewrite is None else rewrite,
+                          counts, settings.contested_threshold, all_items=rewrite is None,
+                          same_as=chosen if method == PRIMARY_METHOD and chosen in results else None)
     probas = results[PRIMARY_METHOD].probas.reindex(all_items)
     contested = [uuid.UUID(t) for t in all_items[(probas.max(axis=1) < settings.contested_threshold).to_numpy()]]
     auditable = {str(b) for b in session.exec(select(Batch.id).where(Batch.campaign_id == campaign.id)

@@ -55,14 +55,12 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     conflict = tuple(on_conflict) if on_conflict is not None else None
     new_ids = "id" not in columns and "id" in table.c and isinstance(table.c["id"].type, Uuid)
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres and new_ids and _json_safe(table, rows, columns):
-        return _pg_json_insert(session, table, rows, columns, conflict, new_ids=True)
-    if new_ids:
+    if postgres and _json_safe(table, rows, columns):
+        return _pg_json_insert(session, table, rows, columns, conflict, new_ids=new_ids)
+    if new_ids:  # COPY and SQLite: made here
         rows = [{"id": uuid.uuid4(), **row} for row in rows]
         columns = ("id", *columns)
     if postgres:
-        if _json_safe(table, rows, columns):
-            return _pg_json_insert(session, table, rows, columns, conflict)
         return _pg_copy_insert(session, table, rows, columns, conflict, returning)
     statement = sqlite_insert(table)
     if conflict is not None:

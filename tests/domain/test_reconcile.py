@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, select
 
 from connectors.base import JudgmentKind
 from connectors.simulated.crowd import CrowdConfig, build_pool, rater_answer
@@ -31,27 +30,15 @@ from service.storage.models import (
     Judgment,
 )
 from service.storage.types import utcnow
-from tests.support import fresh_postgres, postgres_available
+from tests.support import schema_session
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def session(request: pytest.FixtureRequest) -> Iterator[Session]:
     """Both databases: on PostgreSQL the frame, the stored posteriors and the consensus rows take the COPY
     and raw-text paths, which SQLite never reaches."""
-    if request.param == "sqlite":
-        engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
-        SQLModel.metadata.create_all(engine)
-        with Session(engine) as s:
-            yield s
-        return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (CROWDBRIDGE_TEST_PG)")
-    with fresh_postgres() as url:
-        engine = create_engine(url)
-        SQLModel.metadata.create_all(engine)
-        with Session(engine) as s:
-            yield s
-        engine.dispose()
+    with schema_session(request.param) as s:
+        yield s
 
 
 @pytest.fixture

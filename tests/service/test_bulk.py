@@ -7,32 +7,18 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
 from service.storage.bulk import bulk_insert
 from service.storage.models import AgreementReport, Campaign, JudgmentKind, QuarantinedPayload
 from service.storage.types import utcnow
-from tests.support import fresh_postgres, postgres_available
+from tests.support import schema_session
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def session(request: pytest.FixtureRequest) -> Iterator[Session]:
-    if request.param == "sqlite":
-        engine = create_engine("sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool)
-        SQLModel.metadata.create_all(engine)
-        with Session(engine) as s:
-            yield s
-        return
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (CROWDBRIDGE_TEST_PG)")
-    with fresh_postgres() as url:
-        engine = create_engine(url)
-        SQLModel.metadata.create_all(engine)
-        with Session(engine) as s:
-            yield s
-        engine.dispose()
+    with schema_session(request.param) as s:
+        yield s
 
 
 def _payload(n: int) -> dict[str, object]:
